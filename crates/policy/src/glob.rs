@@ -1,0 +1,259 @@
+//! Guest-path globs: `*` matches within one segment, `**` matches zero or more whole segments.
+//! Patterns are absolute and already normal (no `.`, `..` or empty segments), so matching is a
+//! walk over path segments with no string prefix tests (`/data/**` never matches `/data-x`).
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// A segment with `*` wildcards, kept as the literal pieces between them.
+    Wild(Vec<String>),
+    AnyDepth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobPattern {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+impl GlobPattern {
+    /// Compiles a pattern; the error is a message with what to write instead.
+    pub fn parse(text: &str) -> Result<GlobPattern, String> {
+        if text.contains('\0') {
+            return Err("a glob may not contain a NUL byte".into());
+        }
+        if !text.starts_with('/') {
+            return Err(format!(
+                "glob `{text}` is not absolute: guest paths start with `/`, e.g. `/{}`",
+                text.trim_start_matches("./")
+            ));
+        }
+        let mut segments = Vec::new();
+        let body = &text[1..];
+        if !body.is_empty() {
+            let parts: Vec<&str> = body.split('/').collect();
+            for (index, part) in parts.iter().enumerate() {
+                let last = index + 1 == parts.len();
+                match *part {
+                    "" if last => {
+                        return Err(format!(
+                            "glob `{text}` ends with `/`: drop it, or write `{}**` for everything beneath",
+                            text
+                        ))
+                    }
+                    "" => return Err(format!("glob `{text}` has an empty segment (`//`)")),
+                    "." | ".." => {
+                        return Err(format!(
+                            "glob `{text}` has a `{part}` segment: write the normalised path"
+                        ))
+                    }
+                    "**" => segments.push(Segment::AnyDepth),
+                    p if p.contains("**") => {
+                        return Err(format!(
+                            "glob `{text}`: `**` must be a whole segment, e.g. `/dir/**/*.txt`"
+                        ))
+                    }
+                    p if p.contains(['?', '[', ']', '{', '}']) => {
+                        return Err(format!(
+                            "glob `{text}`: only `*` and `**` are wildcards (`?`, `[]` and `{{}}` are not supported)"
+                        ))
+                    }
+                    p if p.contains('*') => {
+                        segments.push(Segment::Wild(p.split('*').map(str::to_owned).collect()))
+                    }
+                    p => segments.push(Segment::Literal(p.to_owned())),
+                }
+            }
+        }
+        Ok(GlobPattern {
+            source: text.to_owned(),
+            segments,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Matches a normalised absolute guest path.
+    pub fn matches(&self, path: &str) -> bool {
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let mut parts: Vec<&str> = Vec::new();
+        if !rest.is_empty() {
+            parts.extend(rest.split('/'));
+        }
+        match_segments(&self.segments, &parts)
+    }
+
+    /// The literal directory prefix before the first wildcard, e.g. `/data/logs` for
+    /// `/data/logs/*.txt`. Used by lint to relate rules to mounts.
+    pub fn literal_prefix(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Literal(s) => {
+                    out.push('/');
+                    out.push_str(s);
+                }
+                _ => break,
+            }
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    /// True when the pattern has no wildcard.
+    pub fn is_literal(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
+    }
+
+    /// True when every path this pattern matches is also matched by `other` (a sound but
+    /// incomplete check: it may answer false for some covered patterns).
+    pub fn is_covered_by(&self, other: &GlobPattern) -> bool {
+        if self == other || other.segments == [Segment::AnyDepth] {
+            return true;
+        }
+        if let Some((Segment::AnyDepth, head)) = other.segments.split_last() {
+            if head.iter().all(|s| matches!(s, Segment::Literal(_)))
+                && self.segments.len() >= head.len()
+                && self.segments[..head.len()] == *head
+            {
+                return true;
+            }
+        }
+        if self.is_literal() {
+            return other.matches(&self.source);
+        }
+        false
+    }
+}
+
+fn match_segments(pattern: &[Segment], parts: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => parts.is_empty(),
+        Some((Segment::AnyDepth, rest)) => {
+            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
+        }
+        Some((segment, rest)) => match parts.split_first() {
+            Some((part, remaining)) => {
+                segment_matches(segment, part) && match_segments(rest, remaining)
+            }
+            None => false,
+        },
+    }
+}
+
+fn segment_matches(segment: &Segment, part: &str) -> bool {
+    match segment {
+        Segment::Literal(literal) => literal == part,
+        Segment::Wild(pieces) => wild_matches(pieces, part),
+        Segment::AnyDepth => true,
+    }
+}
+
+/// `pieces` are the literal texts between `*`s: the first must be a prefix, the last a
+/// suffix, the middle ones found in order.
+fn wild_matches(pieces: &[String], text: &str) -> bool {
+    let (first, last) = match (pieces.first(), pieces.last()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => return false,
+    };
+    if !text.starts_with(first.as_str()) {
+        return false;
+    }
+    let mut rest = &text[first.len()..];
+    for middle in &pieces[1..pieces.len() - 1] {
+        match rest.find(middle.as_str()) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GlobPattern;
+
+    fn glob(text: &str) -> GlobPattern {
+        GlobPattern::parse(text).unwrap()
+    }
+
+    #[test]
+    fn double_star_matches_the_directory_itself_and_everything_beneath() {
+        let g = glob("/data/**");
+        assert!(g.matches("/data"));
+        assert!(g.matches("/data/a"));
+        assert!(g.matches("/data/a/b/c.txt"));
+        assert!(!g.matches("/"));
+    }
+
+    #[test]
+    fn prefix_accident_is_not_a_match() {
+        assert!(!glob("/data/**").matches("/data-secret"));
+        assert!(!glob("/data/**").matches("/data-secret/x"));
+        assert!(!glob("/data").matches("/data-secret"));
+        assert!(!glob("/data*/x").matches("/data/y"));
+    }
+
+    #[test]
+    fn single_star_stays_within_one_segment() {
+        let g = glob("/out/*.log");
+        assert!(g.matches("/out/a.log"));
+        assert!(g.matches("/out/.log"));
+        assert!(!g.matches("/out/a/b.log"));
+        assert!(!g.matches("/out/a.txt"));
+        assert!(glob("/a/*b*c").matches("/a/xbyc"));
+        assert!(!glob("/a/*b*c").matches("/a/xcyb"));
+        assert!(!glob("/a/ab*ba").matches("/a/aba"));
+    }
+
+    #[test]
+    fn double_star_in_the_middle() {
+        let g = glob("/data/**/*.txt");
+        assert!(g.matches("/data/a.txt"));
+        assert!(g.matches("/data/x/y/a.txt"));
+        assert!(!g.matches("/data/x/y/a.bin"));
+    }
+
+    #[test]
+    fn root_globs() {
+        assert!(glob("/**").matches("/"));
+        assert!(glob("/**").matches("/anything/at/all"));
+        assert!(glob("/").matches("/"));
+        assert!(!glob("/").matches("/a"));
+    }
+
+    #[test]
+    fn bad_globs_are_refused_with_a_hint() {
+        for bad in [
+            "data/**",
+            "/data/",
+            "/data//x",
+            "/data/../etc",
+            "/./x",
+            "/data/**.txt",
+            "/a/b?",
+            "/a/[ab]",
+            "/a\0b",
+        ] {
+            assert!(
+                GlobPattern::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn coverage_is_sound() {
+        assert!(glob("/data/x/**").is_covered_by(&glob("/data/**")));
+        assert!(glob("/data/a.txt").is_covered_by(&glob("/data/*.txt")));
+        assert!(!glob("/data/**").is_covered_by(&glob("/data/x/**")));
+        assert!(!glob("/data-x/**").is_covered_by(&glob("/data/**")));
+        assert_eq!(glob("/data/logs/*.txt").literal_prefix(), "/data/logs");
+    }
+}

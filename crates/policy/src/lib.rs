@@ -1,0 +1,50 @@
+//! The sandbox's policy engine: the policy model, parsing with source spans, the pure
+//! `decide` function, lint and templates. It knows nothing of Wasmtime, so it builds in
+//! seconds and can be fuzzed on its own.
+//!
+//! ```
+//! use sandbox_policy::{parse_policy, FsAccess, FsRequest, Request, Usage, Verdict};
+//! let policy = parse_policy(r#"
+//! version: 1
+//! filesystem:
+//!   mounts: [{ guest: /data, host: ./data, mode: ro }]
+//!   rules: [{ id: read-data, effect: allow, ops: [read], paths: ["/data/**"] }]
+//! "#, std::path::Path::new(".")).unwrap();
+//! let ask = |path: &str| Request::Fs(FsRequest {
+//!     op: FsAccess::Read, path: path.into(), not_utf8: false, resolved: None, bytes: 10,
+//! });
+//! assert_eq!(policy.decide(&Usage::default(), &ask("/data/a.txt")).verdict, Verdict::Allow);
+//! let denied = policy.decide(&Usage::default(), &ask("/data-secret/a.txt"));
+//! assert_eq!(denied.reason.as_str(), "FS_PATH_OUTSIDE_MOUNTS");
+//! ```
+
+mod decide;
+mod error;
+mod glob;
+pub mod lint;
+mod model;
+mod net;
+mod parse;
+mod path;
+mod reason;
+pub mod schema;
+mod size;
+mod span;
+pub mod templates;
+
+pub use decide::{
+    Decision, FsAccess, FsRequest, NetAccess, NetRequest, QuotaState, Request, RuleRef, Usage,
+    Verdict,
+};
+pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
+pub use glob::GlobPattern;
+pub use model::*;
+pub use net::{
+    blocked_address_kind, canonical_ip, normalize_host, parse_ip_literal, Cidr, HostPattern,
+    PortRange,
+};
+pub use parse::{load_policy, parse_policy, MAX_POLICY_BYTES};
+pub use path::{is_within, normalize_guest_path, InvalidPath, MAX_GUEST_PATH_BYTES};
+pub use reason::ReasonCode;
+pub use size::parse_size;
+pub use span::Span;
