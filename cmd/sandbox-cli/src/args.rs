@@ -1,0 +1,151 @@
+//! Raw command-line values (first stage); the command modules turn them into real objects.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sandbox-cli",
+    version,
+    about = "Run untrusted WebAssembly plugins under a policy, and explain what it decided"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a plugin under a policy; print the report (exit 0 completed, 1 could not start,
+    /// 3 trapped, 4 fuel exhausted, 5 timeout, 6 memory ceiling)
+    Run(RunArgs),
+    /// Explain one event of a report: rule, reason, policy lines, and the change that would allow it
+    Explain(ExplainArgs),
+    /// Work with policies: lint, templates, schema
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Work with reports
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The policy file (YAML)
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The plugin (.wasm or .wat)
+    #[arg(long)]
+    pub plugin: PathBuf,
+    /// The exported function to call
+    #[arg(long, default_value = "_start")]
+    pub entry: String,
+    /// A file whose bytes the plugin reads as its input
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Also write the report to this file
+    #[arg(long)]
+    pub report_file: Option<PathBuf>,
+    /// Write the guest's raw stdout bytes to this file
+    #[arg(long)]
+    pub stdout: Option<PathBuf>,
+    /// Write the guest's raw stderr bytes to this file
+    #[arg(long)]
+    pub stderr: Option<PathBuf>,
+    /// Pretty-print the report
+    #[arg(long)]
+    pub pretty: bool,
+    /// Arguments for the guest (after `--`)
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The report to read
+    #[arg(
+        long,
+        required_unless_present = "event_json",
+        conflicts_with = "event_json"
+    )]
+    pub report_file: Option<PathBuf>,
+    /// Which event (0-based)
+    #[arg(long, required_unless_present = "event_json")]
+    pub event_index: Option<usize>,
+    /// One event saved on its own as JSON
+    #[arg(long)]
+    pub event_json: Option<PathBuf>,
+    /// The policy to show lines from (default: the one named in the report)
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Report errors and warnings in a policy (exit 1 when there are errors)
+    Lint(LintArgs),
+    /// Print a commented policy preset
+    Template(TemplateArgs),
+    /// Print the JSON Schema of the policy format
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    #[arg(long)]
+    pub policy: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PresetArg {
+    Strict,
+    Balanced,
+    Dev,
+}
+
+#[derive(Args, Debug)]
+pub struct TemplateArgs {
+    #[arg(long, value_enum)]
+    pub preset: PresetArg,
+    /// Write the template to this file instead of stdout
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Check a report's event chain and digest (exit 1 when edited or malformed)
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub report_file: PathBuf,
+}

@@ -1,0 +1,801 @@
+//! End-to-end tests of the real `sandbox-cli` binary. Each test works in its own temp dir
+//! holding a copy of `policies/` and `examples/`, so runs never touch the checkout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if entry.file_name() != "result.log" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A temp dir with copies of `policies/` and `examples/`, where the CLI runs.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&repo_root().join("policies"), &dir.path().join("policies"));
+        copy_tree(&repo_root().join("examples"), &dir.path().join("examples"));
+        Sandbox { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a plugin; returns the exit code and the report read back from `--report-file`.
+    fn run(&self, policy: &str, plugin: &str, extra: &[&str]) -> (i32, Value, Output) {
+        let mut args = vec![
+            "run",
+            "--policy",
+            policy,
+            "--plugin",
+            plugin,
+            "--report-file",
+            "report.json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        let code = out.status.code().unwrap();
+        let text = std::fs::read_to_string(self.path("report.json")).unwrap_or_else(|_| {
+            panic!(
+                "no report; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let printed: Value =
+            serde_json::from_slice(&out.stdout).expect("stdout is the report JSON");
+        let report: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(printed, report, "printed and written reports differ");
+        (code, report, out)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// (decision, rule_id, reason_code) of every event.
+fn event_triples(report: &Value) -> Vec<(String, String, String)> {
+    report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["decision"].as_str().unwrap().to_owned(),
+                e["rule_id"].as_str().unwrap().to_owned(),
+                e["reason_code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn triples(items: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    items
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// Masks what changes from run to run (wall-clock time, and the digest that covers it).
+fn masked(report: &Value) -> Value {
+    let mut r = report.clone();
+    r["usage"]["wall_time_ms"] = Value::from("<masked>");
+    r["digest"] = Value::from("<masked>");
+    r
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {}: run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "output differs from golden {name} (UPDATE_GOLDEN=1 rewrites it)"
+    );
+}
+
+fn golden_report(name: &str, report: &Value) {
+    golden(
+        name,
+        &(serde_json::to_string_pretty(&masked(report)).unwrap() + "\n"),
+    );
+}
+
+const DEMO: &str = "policies/demo.yaml";
+const ALLOWED: &str = "examples/plugins/capability_allowed.wat";
+const DENY_HEAVY: &str = "examples/plugins/deny_heavy.wat";
+
+#[test]
+fn capability_allowed_completes_with_no_deny_and_writes_the_file() {
+    let sb = Sandbox::new();
+    sb.write("input.txt", "input bytes\n");
+    let (code, report, _) = sb.run(
+        DEMO,
+        ALLOWED,
+        &["--input", "input.txt", "--stdout", "guest-stdout.bin"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(report["outcome"]["status"], "completed");
+    assert_eq!(report["summary"]["denied"], 0);
+    assert_eq!(
+        event_triples(&report),
+        triples(&[
+            ("allow", "read-data", "ALLOWED"),
+            ("allow", "read-data", "ALLOWED"),
+            ("allow", "read-data", "ALLOWED"),
+            ("allow", "write-out", "ALLOWED"),
+            ("allow", "write-out", "ALLOWED"),
+            ("allow", "write-out", "ALLOWED"),
+        ])
+    );
+    assert_eq!(report["usage"]["fs_read_bytes"], 26);
+    assert_eq!(report["usage"]["fs_write_bytes"], 34);
+    let written = std::fs::read_to_string(sb.path("policies/fixtures/out/result.log")).unwrap();
+    assert_eq!(written, "copied: hello from the data mount\n");
+    assert_eq!(
+        report["stdio"]["stdout"],
+        "hello from the data mount\ninput bytes\n"
+    );
+    assert_eq!(report["stdio"]["stderr"], "capability_allowed: done\n");
+    assert_eq!(
+        std::fs::read(sb.path("guest-stdout.bin")).unwrap(),
+        b"hello from the data mount\ninput bytes\n"
+    );
+    golden_report("capability_allowed.report.json", &report);
+}
+
+#[test]
+fn deny_heavy_is_denied_a_dozen_ways_and_changes_nothing() {
+    let sb = Sandbox::new();
+    let (code, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["outcome"]["status"], "completed");
+    assert_eq!(
+        event_triples(&report),
+        triples(&[
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "no-secrets", "FS_PATH_NOT_ALLOWED"),
+            ("deny", "no-secrets", "FS_PATH_NOT_ALLOWED"),
+            ("deny", "filesystem.mount:/data", "FS_READ_ONLY_MOUNT"),
+            ("deny", "filesystem.default", "FS_PATH_NOT_ALLOWED"),
+            ("allow", "write-out", "ALLOWED"),
+            (
+                "deny",
+                "filesystem.quotas.write_bytes",
+                "FS_WRITE_QUOTA_EXCEEDED"
+            ),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "filesystem.default", "FS_PATH_NOT_ALLOWED"),
+            ("deny", "filesystem.paths", "FS_PATH_INVALID"),
+            ("deny", "filesystem.default", "FS_PATH_NOT_ALLOWED"),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "host_abi", "BAD_GUEST_POINTER"),
+        ])
+    );
+    // The guest saw the documented error codes, in order.
+    assert_eq!(
+        report["stdio"]["stdout"],
+        "-1\n-1\n-1\n-1\n-8\n-1\n-2\n-1\n-1\n-3\n-1\n-1\n-4\n"
+    );
+    let quota = &report["events"][7]["context"];
+    assert_eq!(
+        (quota["bytes_asked"].as_u64(), quota["quota_left"].as_u64()),
+        (Some(71680), Some(65536))
+    );
+    let symlink = &report["events"][12]["context"];
+    assert_eq!(symlink["resolved_path"], "/demo.yaml");
+    assert_eq!(report["usage"]["fs_write_bytes"], 0);
+    assert_eq!(report["usage"]["fs_read_bytes"], 0);
+    // Nothing changed on disk.
+    assert!(!sb.path("policies/fixtures/out/notes.txt").exists());
+    assert!(!sb.path("policies/fixtures/out/big.log").exists());
+    assert!(sb.path("policies/fixtures/out/.keep").exists());
+    golden_report("deny_heavy.report.json", &report);
+}
+
+#[test]
+fn same_plugin_twice_gives_identical_events_and_fuel() {
+    let sb = Sandbox::new();
+    let (_, first, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    let (_, second, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    assert_eq!(
+        serde_json::to_string(&first["events"]).unwrap(),
+        serde_json::to_string(&second["events"]).unwrap()
+    );
+    assert_eq!(
+        first["usage"]["fuel_consumed"],
+        second["usage"]["fuel_consumed"]
+    );
+    assert_eq!(first["summary"], second["summary"]);
+    assert!(first["usage"]["fuel_consumed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn spinning_plugin_exhausts_its_fuel() {
+    let sb = Sandbox::new();
+    let (code, report, _) = sb.run(DEMO, "examples/plugins/spin_forever.wat", &[]);
+    assert_eq!(code, 4);
+    assert_eq!(report["outcome"]["status"], "fuel_exhausted");
+    assert_eq!(
+        event_triples(&report),
+        triples(&[("deny", "budgets.fuel", "FUEL_EXHAUSTED")])
+    );
+    assert_eq!(report["usage"]["fuel_consumed"], 50_000_000);
+}
+
+#[test]
+fn spinning_plugin_with_ample_fuel_hits_the_wall_clock_timeout() {
+    let sb = Sandbox::new();
+    sb.write(
+        "policies/slow.yaml",
+        "version: 1\nbudgets: { fuel: 1_000_000_000_000, timeout_ms: 200, memory_bytes: 1MiB }\n",
+    );
+    let (code, report, _) = sb.run(
+        "policies/slow.yaml",
+        "examples/plugins/spin_forever.wat",
+        &[],
+    );
+    assert_eq!(code, 5);
+    assert_eq!(report["outcome"]["status"], "timeout");
+    assert_eq!(
+        event_triples(&report),
+        triples(&[("deny", "budgets.timeout_ms", "TIMEOUT")])
+    );
+    assert!(report["usage"]["wall_time_ms"].as_f64().unwrap() >= 200.0);
+}
+
+#[test]
+fn growing_memory_without_end_hits_the_ceiling() {
+    let sb = Sandbox::new();
+    let (code, report, _) = sb.run(DEMO, "examples/plugins/grow_memory.wat", &[]);
+    assert_eq!(code, 6);
+    assert_eq!(report["outcome"]["status"], "memory_limit");
+    let event = &report["events"][0];
+    assert_eq!(event["reason_code"], "MEMORY_LIMIT");
+    assert_eq!(event["context"]["asked"], 64 * 1024 * 1024 + 65536);
+    assert_eq!(event["context"]["limit"], 64 * 1024 * 1024);
+    assert_eq!(report["usage"]["peak_memory_bytes"], 64 * 1024 * 1024);
+}
+
+#[test]
+fn initial_memory_beyond_the_ceiling_is_a_memory_limit_too() {
+    let sb = Sandbox::new();
+    sb.write(
+        "big.wat",
+        "(module (memory (export \"memory\") 2000) (func (export \"_start\")))",
+    );
+    let (code, report, _) = sb.run(DEMO, "big.wat", &[]);
+    assert_eq!(code, 6);
+    assert_eq!(report["events"][0]["context"]["asked"], 2000 * 65536);
+}
+
+#[test]
+fn endless_recursion_traps_and_the_host_survives() {
+    let sb = Sandbox::new();
+    let (code, report, _) = sb.run(DEMO, "examples/plugins/recurse_forever.wat", &[]);
+    assert_eq!(code, 3);
+    assert_eq!(report["outcome"]["status"], "trapped");
+    assert!(report["outcome"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("call stack exhausted"));
+    assert_eq!(
+        event_triples(&report),
+        triples(&[("deny", "run.trap", "TRAPPED")])
+    );
+}
+
+#[test]
+fn symlinks_and_dotdot_cannot_leave_the_mount() {
+    let sb = Sandbox::new();
+    // A real file outside the mount, and links to it planted inside.
+    sb.write("outside/secret.txt", "outside the mount\n");
+    let data = sb.path("policies/fixtures/data");
+    std::os::unix::fs::symlink(sb.path("outside/secret.txt"), data.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../../../outside/secret.txt", data.join("rel-link")).unwrap();
+    std::os::unix::fs::symlink("../../../outside", data.join("dir-link")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", data.join("inner-link")).unwrap();
+    sb.write(
+        "probe.wat",
+        r#"(module
+  (import "sandbox" "fs_read" (func $read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "sandbox" "output_write" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "/data/abs-link")
+  (data (i32.const 32) "/data/rel-link")
+  (data (i32.const 64) "/data/dir-link/secret.txt")
+  (data (i32.const 96) "/data/../outside/secret.txt")
+  (data (i32.const 128) "/data/inner-link")
+  (func $try (param $ptr i32) (param $len i32)
+    (local $n i32)
+    (local.set $n (call $read (local.get $ptr) (local.get $len) (i64.const 0) (i32.const 1024) (i32.const 1024)))
+    (if (i32.gt_s (local.get $n) (i32.const 0)) (then (drop (call $out (i32.const 1024) (local.get $n))))))
+  (func (export "_start")
+    (call $try (i32.const 0) (i32.const 14))
+    (call $try (i32.const 32) (i32.const 14))
+    (call $try (i32.const 64) (i32.const 25))
+    (call $try (i32.const 96) (i32.const 27))
+    (call $try (i32.const 128) (i32.const 16))))"#,
+    );
+    let (code, report, _) = sb.run(DEMO, "probe.wat", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        event_triples(&report),
+        triples(&[
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("allow", "read-data", "ALLOWED"),
+        ])
+    );
+    // Only the link that stays inside was followed.
+    assert_eq!(report["stdio"]["stdout"], "hello from the data mount\n");
+    assert_eq!(
+        report["events"][4]["context"]["resolved_path"],
+        "/data/hello.txt"
+    );
+}
+
+#[test]
+fn audit_mode_logs_rule_denies_without_enforcing_them() {
+    let sb = Sandbox::new();
+    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    sb.write(
+        "policies/audit.yaml",
+        &demo.replace("mode: enforce", "mode: audit"),
+    );
+    let (code, report, _) = sb.run("policies/audit.yaml", DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    let events = report["events"].as_array().unwrap();
+    let by_reason = |reason: &str| {
+        events
+            .iter()
+            .filter(|e| e["reason_code"] == reason)
+            .collect::<Vec<_>>()
+    };
+    // Rules and quotas relaxed: logged as deny, not enforced.
+    for e in by_reason("FS_PATH_NOT_ALLOWED")
+        .iter()
+        .chain(by_reason("FS_WRITE_QUOTA_EXCEEDED").iter())
+    {
+        assert_eq!(
+            (e["decision"].as_str(), e["enforced"].as_bool()),
+            (Some("deny"), Some(false)),
+            "{e}"
+        );
+    }
+    // Mounts, read-only mounts and invalid paths still enforced.
+    for reason in [
+        "FS_PATH_OUTSIDE_MOUNTS",
+        "FS_READ_ONLY_MOUNT",
+        "FS_PATH_INVALID",
+    ] {
+        for e in by_reason(reason) {
+            assert_eq!(e["enforced"], true, "{e}");
+        }
+    }
+    // The relaxed write really happened; the secret was really read.
+    assert!(sb.path("policies/fixtures/out/notes.txt").exists());
+    assert!(report["usage"]["fs_read_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn on_deny_trap_ends_the_run_at_the_first_deny() {
+    let sb = Sandbox::new();
+    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    sb.write(
+        "policies/trap.yaml",
+        &demo.replace("on_deny: error", "on_deny: trap"),
+    );
+    let (code, report, _) = sb.run("policies/trap.yaml", DENY_HEAVY, &[]);
+    assert_eq!(code, 3);
+    assert_eq!(report["outcome"]["status"], "trapped");
+    assert!(report["outcome"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("on_deny: trap"));
+    assert_eq!(
+        event_triples(&report),
+        triples(&[
+            ("deny", "filesystem.mounts", "FS_PATH_OUTSIDE_MOUNTS"),
+            ("deny", "run.trap", "TRAPPED")
+        ])
+    );
+    assert_eq!(report["events"][0]["context"]["result"], "ended_run");
+}
+
+#[test]
+fn the_event_log_is_bounded_and_counts_what_it_did_not_record() {
+    let sb = Sandbox::new();
+    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    sb.write(
+        "policies/small-log.yaml",
+        &demo.replace("max_events: 10000", "max_events: 5"),
+    );
+    let (_, report, _) = sb.run("policies/small-log.yaml", DENY_HEAVY, &[]);
+    assert_eq!(report["events"].as_array().unwrap().len(), 5);
+    assert_eq!(report["events_summary"]["recorded"], 5);
+    assert_eq!(report["events_summary"]["not_recorded"], 9);
+    assert_eq!(report["summary"]["denied"], 13);
+    let counted: u64 = report["events_summary"]["by_rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 14);
+}
+
+#[test]
+fn explain_names_the_rule_the_policy_line_and_the_fix() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &[]);
+    for (index, name) in [
+        (2, "deny-rule"),
+        (5, "default-deny"),
+        (7, "write-quota"),
+        (12, "symlink-escape"),
+        (4, "read-only"),
+    ] {
+        let out = sb.cli(&[
+            "explain",
+            "--report-file",
+            "report.json",
+            "--event-index",
+            &index.to_string(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        golden(
+            &format!("explain-{name}.txt"),
+            &String::from_utf8(out.stdout).unwrap(),
+        );
+    }
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "report.json",
+        "--event-index",
+        "5",
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["reason_code"], "FS_PATH_NOT_ALLOWED");
+    assert_eq!(json["rule_id"], "filesystem.default");
+    let yaml = json["suggestion"]["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("ops: [create]") && yaml.contains("\"/out/notes.txt\""),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn the_suggested_change_really_allows_the_request() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &[]);
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "report.json",
+        "--event-index",
+        "5",
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    // Apply the suggested rule to the policy and decide the same request again.
+    let rule_line = json["suggestion"]["yaml"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let widened = demo.replace(
+        "  quotas: { read_bytes",
+        &format!("{rule_line}\n  quotas: {{ read_bytes"),
+    );
+    let policy = sandbox_policy::parse_policy(&widened, Path::new(".")).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("report.json")).unwrap()).unwrap();
+    let request: sandbox_policy::Request =
+        serde_json::from_value(report["events"][5]["request"].clone()).unwrap();
+    let decision = policy.decide(&sandbox_policy::Usage::default(), &request);
+    assert_eq!(decision.verdict, sandbox_policy::Verdict::Allow);
+}
+
+#[test]
+fn explain_reads_a_lone_event() {
+    let sb = Sandbox::new();
+    let (_, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    sb.write("event.json", &report["events"][2].to_string());
+    let out = sb.cli(&["explain", "--event-json", "event.json", "--policy", DEMO]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rule:    no-secrets"), "{text}");
+    assert!(text.contains("18:7 |"), "{text}");
+}
+
+#[test]
+fn edited_reports_are_detected_by_verify_and_explain() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &[]);
+    let out = sb.cli(&["report", "verify", "--report-file", "report.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(sb.path("report.json")).unwrap();
+    // Turn a deny into an allow, as someone hiding it would.
+    let mut report: Value = serde_json::from_str(&text).unwrap();
+    report["events"][2]["decision"] = Value::from("allow");
+    sb.write("edited.json", &report.to_string());
+    let out = sb.cli(&["report", "verify", "--report-file", "edited.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("event 2"), "{}", stderr(&out));
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "edited.json",
+        "--event-index",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // An edit outside the events breaks the digest.
+    let mut report: Value = serde_json::from_str(&text).unwrap();
+    report["usage"]["fs_write_bytes"] = Value::from(1);
+    sb.write("edited2.json", &report.to_string());
+    let out = sb.cli(&["report", "verify", "--report-file", "edited2.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("digest"), "{}", stderr(&out));
+}
+
+#[test]
+fn explain_refuses_an_out_of_range_index_with_a_clear_error() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, ALLOWED, &[]);
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "report.json",
+        "--event-index",
+        "99",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("out of range"), "{}", stderr(&out));
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "missing.json",
+        "--event-index",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("missing.json"));
+}
+
+fn assert_start_failure(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+}
+
+#[test]
+fn bad_inputs_fail_to_start_with_one_clear_sentence() {
+    let sb = Sandbox::new();
+    sb.write("bad-policy.yaml", "version: 1\nbudgets:\n  fuel: lots\n");
+    let out = sb.cli(&["run", "--policy", "bad-policy.yaml", "--plugin", ALLOWED]);
+    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    let out = sb.cli(&["run", "--policy", "nope.yaml", "--plugin", ALLOWED]);
+    assert_start_failure(&out, "nope.yaml");
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "nope.wasm"]);
+    assert_start_failure(&out, "nope.wasm");
+    sb.write("garbage.wasm", "\0asm garbage");
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "garbage.wasm"]);
+    assert_start_failure(&out, "not a valid WebAssembly module");
+    sb.write("imports.wat", r#"(module (import "env" "system" (func)) (import "wasi_snapshot_preview1" "fd_write" (func)) (func (export "_start")))"#);
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "imports.wat"]);
+    assert_start_failure(&out, "`env::system`, `wasi_snapshot_preview1::fd_write`");
+    sb.write(
+        "shared.wat",
+        r#"(module (memory 1 1 shared) (func (export "_start")))"#,
+    );
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "shared.wat"]);
+    assert_start_failure(&out, "shared memories");
+    let out = sb.cli(&[
+        "run", "--policy", DEMO, "--plugin", ALLOWED, "--entry", "main",
+    ]);
+    assert_start_failure(&out, "no exported function `main`");
+    sb.write(
+        "policies/tiny.yaml",
+        "version: 1\nlimits: { module_bytes: 10 }\n",
+    );
+    let out = sb.cli(&["run", "--policy", "policies/tiny.yaml", "--plugin", ALLOWED]);
+    assert_start_failure(&out, "limits.module_bytes");
+    sb.write(
+        "policies/nomount.yaml",
+        "version: 1\nfilesystem:\n  mounts: [{ guest: /x, host: ./does-not-exist }]\n",
+    );
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        "policies/nomount.yaml",
+        "--plugin",
+        ALLOWED,
+    ]);
+    assert_start_failure(&out, "does-not-exist");
+    assert!(
+        !sb.path("report.json").exists(),
+        "no report for a run that did not start"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.cli(&["run", "--policy", DEMO]).status.code(), Some(2));
+    assert_eq!(sb.cli(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        sb.cli(&["policy", "template", "--preset", "lax"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn policy_verbs_work_on_the_committed_policies() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&["policy", "lint", "--policy", DEMO]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/noisy.yaml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["warnings"].as_u64().unwrap() >= 5, "{json}");
+    sb.write("policies/broken.yaml", "version: 1\nfilesystem:\n  rules:\n    - { id: x, effect: allow, ops: [read], paths: [\"data/**\"] }\n");
+    let out = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/broken.yaml",
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
+    for preset in ["strict", "balanced", "dev"] {
+        let file = format!("policies/{preset}.yaml");
+        let out = sb.cli(&["policy", "template", "--preset", preset, "--output", &file]);
+        assert_eq!(out.status.code(), Some(0));
+        let out = sb.cli(&["policy", "lint", "--policy", &file]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{preset}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = sb.cli(&["policy", "schema"]);
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["properties"]["filesystem"].is_object());
+}
+
+/// Every committed policy parses, and every sample plugin has a known outcome under the
+/// demo policy: a new file without an expectation fails here.
+#[test]
+fn every_committed_policy_and_plugin_is_exercised() {
+    let sb = Sandbox::new();
+    for entry in std::fs::read_dir(repo_root().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let rel = format!("policies/{}", path.file_name().unwrap().to_string_lossy());
+            let out = sb.cli(&["policy", "lint", "--policy", &rel]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{rel}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    let expected = [
+        ("capability_allowed.wat", 0),
+        ("deny_heavy.wat", 0),
+        ("spin_forever.wat", 4),
+        ("grow_memory.wat", 6),
+        ("recurse_forever.wat", 3),
+    ];
+    for entry in std::fs::read_dir(repo_root().join("examples/plugins")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let Some((_, code)) = expected.iter().find(|(n, _)| *n == name) else {
+            panic!("examples/plugins/{name} has no expected outcome in this test");
+        };
+        let (got, _, _) = sb.run(DEMO, &format!("examples/plugins/{name}"), &[]);
+        assert_eq!(got, *code, "{name}");
+    }
+}
+
+#[test]
+fn report_records_the_wasmtime_version_from_cargo_lock() {
+    let lock = std::fs::read_to_string(repo_root().join("Cargo.lock")).unwrap();
+    let needle = format!(
+        "name = \"wasmtime\"\nversion = \"{}\"",
+        sandbox_runtime::report::WASMTIME_VERSION
+    );
+    assert!(
+        lock.contains(&needle),
+        "update WASMTIME_VERSION to the version in Cargo.lock"
+    );
+}

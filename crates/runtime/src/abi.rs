@@ -1,0 +1,388 @@
+//! The `sandbox` import module (host ABI v1), documented in `docs/host-abi.md`. Each function
+//! is thin: it bounds-checks guest pointers, charges fuel for the bytes it copies, and hands
+//! plain slices to the broker. Errors are stable negative codes; a deny never traps unless the
+//! policy says `on_deny: trap`.
+
+use sandbox_policy::{ReasonCode, MAX_GUEST_PATH_BYTES};
+use wasmtime::{Caller, Extern, Linker, Memory, Trap};
+
+use crate::broker::HostError;
+use crate::events::Outcome;
+use crate::run::{DenyTrap, RunState};
+
+/// The import module name.
+pub const MODULE: &str = "sandbox";
+
+/// The policy denied the request (path, mount, host or port).
+pub const ERR_DENIED: i32 = -1;
+/// A quota would be crossed; nothing was done.
+pub const ERR_QUOTA: i32 = -2;
+/// An argument is invalid (empty, too long or non-UTF-8 path, unknown flags, oversized buffer).
+pub const ERR_INVALID: i32 = -3;
+/// A pointer or length lies outside the guest's memory, or the module exports no `memory`.
+pub const ERR_FAULT: i32 = -4;
+/// No such file or directory.
+pub const ERR_NOT_FOUND: i32 = -5;
+/// The host operation failed.
+pub const ERR_IO: i32 = -6;
+/// The handle is not open in this run.
+pub const ERR_BAD_HANDLE: i32 = -7;
+/// The mount is read-only.
+pub const ERR_READ_ONLY: i32 = -8;
+/// A directory where a file was needed, or the reverse.
+pub const ERR_WRONG_KIND: i32 = -9;
+
+/// `fs_write` flag: append instead of replacing the file.
+pub const WRITE_APPEND: i32 = 1;
+
+/// Most bytes one call moves; larger reads return fewer bytes, larger writes are refused.
+pub const MAX_IO_BYTES: u32 = 16 << 20;
+
+/// Fuel charged per host call, and per 8 bytes copied, so I/O loops are bounded by fuel too.
+pub const HOSTCALL_BASE_FUEL: u64 = 10;
+pub const FUEL_PER_8_BYTES: u64 = 1;
+
+/// Every import the module provides, for the unknown-import check.
+pub const FUNCTIONS: &[&str] = &[
+    "input_len",
+    "input_read",
+    "output_write",
+    "log",
+    "fs_read",
+    "fs_write",
+    "fs_stat",
+    "fs_list",
+    "fs_delete",
+];
+
+pub fn error_code(error: &HostError) -> i32 {
+    match error {
+        HostError::Denied(reason) | HostError::DeniedTrap { reason, .. } => match reason {
+            ReasonCode::FsReadQuotaExceeded
+            | ReasonCode::FsWriteQuotaExceeded
+            | ReasonCode::NetConnectionQuotaExceeded
+            | ReasonCode::NetEgressQuotaExceeded
+            | ReasonCode::NetIngressQuotaExceeded => ERR_QUOTA,
+            ReasonCode::FsPathInvalid => ERR_INVALID,
+            ReasonCode::FsReadOnlyMount => ERR_READ_ONLY,
+            ReasonCode::HandleInvalid => ERR_BAD_HANDLE,
+            _ => ERR_DENIED,
+        },
+        HostError::NotFound => ERR_NOT_FOUND,
+        HostError::WrongKind => ERR_WRONG_KIND,
+        HostError::Io => ERR_IO,
+        HostError::Invalid => ERR_INVALID,
+        HostError::Fault => ERR_FAULT,
+    }
+}
+
+type Ctx<'a> = Caller<'a, RunState>;
+
+fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// The range `[ptr, ptr+len)` if it lies inside memory of `size` bytes.
+pub fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let len = len as u32 as usize;
+    let end = start.checked_add(len)?;
+    (end <= size).then_some(start..end)
+}
+
+/// Charges fuel for a host call that copies `bytes`; running out ends the run as
+/// `fuel_exhausted`, exactly as if Wasm code had used it.
+fn charge(caller: &mut Ctx<'_>, bytes: u64) -> wasmtime::Result<()> {
+    let cost = HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES;
+    let fuel = caller.get_fuel()?;
+    if fuel < cost {
+        caller.set_fuel(0)?;
+        return Err(wasmtime::Error::new(Trap::OutOfFuel));
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+fn fault(
+    caller: &mut Ctx<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+    memory_bytes: usize,
+) -> i32 {
+    caller.data_mut().broker.record_fault(
+        "abi.memory",
+        ReasonCode::BadGuestPointer,
+        "host_abi",
+        Outcome::BadPointer {
+            function,
+            ptr: ptr as u32 as u64,
+            len: len as u32 as u64,
+            memory_bytes: memory_bytes as u64,
+        },
+    );
+    ERR_FAULT
+}
+
+/// Copies a path out of guest memory (at most one byte past the longest valid path, so an
+/// overlong path is refused by `decide` without a large host allocation).
+fn read_path(
+    caller: &mut Ctx<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<Vec<u8>, i32> {
+    let Some(mem) = memory(caller) else {
+        return Err(fault(caller, function, ptr, len, 0));
+    };
+    let size = mem.data_size(&*caller);
+    let Some(range) = guest_range(size, ptr, len) else {
+        return Err(fault(caller, function, ptr, len, size));
+    };
+    let take = range.len().min(MAX_GUEST_PATH_BYTES + 1);
+    Ok(mem.data(&*caller)[range.start..range.start + take].to_vec())
+}
+
+/// Turns a host error into the guest's return value, or ends the run for `on_deny: trap`.
+fn finish(result: Result<i32, HostError>) -> wasmtime::Result<i32> {
+    match result {
+        Ok(n) => Ok(n),
+        Err(HostError::DeniedTrap {
+            reason,
+            rule_id,
+            capability,
+        }) => Err(wasmtime::Error::new(DenyTrap {
+            reason,
+            rule_id,
+            capability,
+        })),
+        Err(e) => Ok(error_code(&e)),
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "input_len", |caller: Ctx<'_>| -> i32 {
+        i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX)
+    })?;
+
+    linker.func_wrap(
+        MODULE,
+        "input_read",
+        |mut caller: Ctx<'_>, buf: i32, len: i32, offset: i32| -> wasmtime::Result<i32> {
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "input_read", buf, len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, buf, len) else {
+                return Ok(fault(&mut caller, "input_read", buf, len, size));
+            };
+            let offset = offset as u32 as usize;
+            let available = caller
+                .data()
+                .input
+                .len()
+                .saturating_sub(offset)
+                .min(range.len());
+            charge(&mut caller, available as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            data[range.start..range.start + available]
+                .copy_from_slice(&state.input[offset..offset + available]);
+            Ok(available as i32)
+        },
+    )?;
+
+    for (name, is_stderr) in [("output_write", false), ("log", true)] {
+        linker.func_wrap(
+            MODULE,
+            name,
+            move |mut caller: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+                let Some(mem) = memory(&mut caller) else {
+                    return Ok(fault(&mut caller, name, ptr, len, 0));
+                };
+                let size = mem.data_size(&caller);
+                let Some(range) = guest_range(size, ptr, len) else {
+                    return Ok(fault(&mut caller, name, ptr, len, size));
+                };
+                charge(&mut caller, range.len() as u64)?;
+                let (data, state) = mem.data_and_store_mut(&mut caller);
+                let sink = if is_stderr {
+                    &mut state.stderr
+                } else {
+                    &mut state.stdout
+                };
+                sink.write(&data[range.clone()]);
+                if is_stderr {
+                    sink.write(b"\n");
+                }
+                Ok(range.len() as i32)
+            },
+        )?;
+    }
+
+    linker.func_wrap(
+        MODULE,
+        "fs_read",
+        |mut caller: Ctx<'_>,
+         path_ptr: i32,
+         path_len: i32,
+         offset: i64,
+         buf: i32,
+         buf_len: i32|
+         -> wasmtime::Result<i32> {
+            let path = match read_path(&mut caller, "fs_read", path_ptr, path_len) {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "fs_read", buf, buf_len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, buf, buf_len) else {
+                return Ok(fault(&mut caller, "fs_read", buf, buf_len, size));
+            };
+            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
+            if offset < 0 {
+                return Ok(ERR_INVALID);
+            }
+            charge(&mut caller, path.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.fs_read(&path, offset as u64, &mut data[range]);
+            if let Ok(n) = result {
+                charge(&mut caller, n)?;
+            }
+            finish(result.map(|n| n as i32))
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "fs_write",
+        |mut caller: Ctx<'_>,
+         path_ptr: i32,
+         path_len: i32,
+         data_ptr: i32,
+         data_len: i32,
+         flags: i32|
+         -> wasmtime::Result<i32> {
+            let path = match read_path(&mut caller, "fs_write", path_ptr, path_len) {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "fs_write", data_ptr, data_len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, data_ptr, data_len) else {
+                return Ok(fault(&mut caller, "fs_write", data_ptr, data_len, size));
+            };
+            if flags & !WRITE_APPEND != 0 || range.len() > MAX_IO_BYTES as usize {
+                return Ok(ERR_INVALID);
+            }
+            charge(&mut caller, (path.len() + range.len()) as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state
+                .broker
+                .fs_write(&path, &data[range], flags & WRITE_APPEND != 0);
+            finish(result.map(|n| n as i32))
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "fs_stat",
+        |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32| -> wasmtime::Result<i32> {
+            let path = match read_path(&mut caller, "fs_stat", path_ptr, path_len) {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "fs_stat", out, 12, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, out, 12) else {
+                return Ok(fault(&mut caller, "fs_stat", out, 12, size));
+            };
+            charge(&mut caller, path.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.fs_stat(&path).map(|stat| {
+                data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
+                data[range.start + 8..range.end]
+                    .copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
+                0
+            });
+            finish(result)
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "fs_list",
+        |mut caller: Ctx<'_>,
+         path_ptr: i32,
+         path_len: i32,
+         buf: i32,
+         buf_len: i32|
+         -> wasmtime::Result<i32> {
+            let path = match read_path(&mut caller, "fs_list", path_ptr, path_len) {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "fs_list", buf, buf_len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, buf, buf_len) else {
+                return Ok(fault(&mut caller, "fs_list", buf, buf_len, size));
+            };
+            charge(&mut caller, path.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.fs_list(&path).map(|listing| {
+                let n = listing.len().min(range.len());
+                data[range.start..range.start + n].copy_from_slice(&listing[..n]);
+                // The full length, so a guest with a short buffer can retry with a larger one.
+                i32::try_from(listing.len()).unwrap_or(i32::MAX)
+            });
+            if let Ok(n) = result {
+                charge(&mut caller, n as u64)?;
+            }
+            finish(result)
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "fs_delete",
+        |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i32> {
+            let path = match read_path(&mut caller, "fs_delete", path_ptr, path_len) {
+                Ok(p) => p,
+                Err(code) => return Ok(code),
+            };
+            charge(&mut caller, path.len() as u64)?;
+            let result = caller.data_mut().broker.fs_delete(&path).map(|()| 0);
+            finish(result)
+        },
+    )?;
+
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_range;
+
+    #[test]
+    fn guest_ranges_are_bounds_checked_without_overflow() {
+        assert_eq!(guest_range(100, 0, 100), Some(0..100));
+        assert_eq!(guest_range(100, 99, 1), Some(99..100));
+        assert_eq!(guest_range(100, 100, 0), Some(100..100));
+        assert_eq!(guest_range(100, 100, 1), None);
+        assert_eq!(guest_range(100, -1, 1), None);
+        assert_eq!(guest_range(100, 1, -1), None);
+        assert_eq!(
+            guest_range(usize::MAX, -1, -1),
+            Some(0xffff_ffff..0x1_ffff_fffe)
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! The capability broker: one per run, the only code that touches the host's files. Every
+//! request passes [`Broker::check`], which asks the policy's `decide`, accounts usage and
+//! records the event. Like Wasmtime's limiter it has three outcomes: allow, refuse (the guest
+//! gets an error code) and trap (`on_deny: trap` ends the run).
+
+use std::sync::Arc;
+
+use sandbox_policy::{Decision, OnDeny, Policy, ReasonCode, Request, RuleRef, Usage, Verdict};
+
+use crate::events::{Event, EventLog, Outcome};
+use crate::fs::Mounts;
+
+/// What a host operation returns to its front end when it does not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The policy refused it; the reason is in the event.
+    Denied(ReasonCode),
+    /// The policy refused it and asks for the run to end (`on_deny: trap`).
+    DeniedTrap {
+        reason: ReasonCode,
+        rule_id: String,
+        capability: &'static str,
+    },
+    /// Allowed, but there is no such file or directory.
+    NotFound,
+    /// Allowed, but the path names a directory where a file was needed, or the reverse.
+    WrongKind,
+    /// Allowed, but the host operation failed.
+    Io,
+    /// Arguments the host cannot act on (bad flags, oversized buffers).
+    Invalid,
+    /// Pointer or length outside guest memory.
+    Fault,
+}
+
+/// The three outcomes of a check.
+pub(crate) enum Check {
+    /// Go ahead; the index of the recorded event, to attach the outcome to.
+    Allow(Option<usize>),
+    Refuse(HostError),
+}
+
+pub struct Broker {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) mounts: Mounts,
+    pub(crate) usage: Usage,
+    pub(crate) log: EventLog,
+}
+
+impl Broker {
+    pub fn new(policy: Arc<Policy>, mounts: Mounts) -> Broker {
+        let max = usize::try_from(policy.limits.max_events.value).unwrap_or(usize::MAX);
+        Broker {
+            log: EventLog::new(max),
+            policy,
+            mounts,
+            usage: Usage::default(),
+        }
+    }
+
+    /// The one chokepoint: decide, record, and turn the decision into allow/refuse/trap.
+    pub(crate) fn check(&mut self, request: Request) -> Check {
+        let decision = self.policy.decide(&self.usage, &request);
+        let capability = request.capability();
+        let index = self.log.record(Event {
+            capability,
+            decision,
+            request: Some(request),
+            outcome: Outcome::None,
+        });
+        if decision.permits() {
+            return Check::Allow(index);
+        }
+        if self.policy.on_deny == OnDeny::Trap {
+            self.log.set_outcome(index, Outcome::EndedRun);
+            return Check::Refuse(HostError::DeniedTrap {
+                reason: decision.reason,
+                rule_id: self.policy.rule_id(decision.rule),
+                capability,
+            });
+        }
+        Check::Refuse(HostError::Denied(decision.reason))
+    }
+
+    /// Records a guest mistake that no policy could allow (bad pointer, bad handle).
+    pub(crate) fn record_fault(
+        &mut self,
+        capability: &'static str,
+        reason: ReasonCode,
+        rule: &'static str,
+        outcome: Outcome,
+    ) {
+        self.log.record(Event {
+            capability,
+            decision: Decision::hard_deny(RuleRef::Builtin(rule), reason),
+            request: None,
+            outcome,
+        });
+    }
+
+    /// Records a budget event (fuel, timeout, memory) at the end of a run.
+    pub(crate) fn record_budget(
+        &mut self,
+        capability: &'static str,
+        rule: &'static str,
+        reason: ReasonCode,
+        outcome: Outcome,
+    ) {
+        let mut decision = Decision::hard_deny(RuleRef::Builtin(rule), reason);
+        decision.verdict = Verdict::Deny;
+        self.log.record(Event {
+            capability,
+            decision,
+            request: None,
+            outcome,
+        });
+    }
+
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+}

@@ -1,0 +1,399 @@
+//! Filesystem capability: mounts opened as cap-std directories, guest paths resolved beneath
+//! them, and the file operations of every front end. Each operation asks the broker first and
+//! touches the host only after an allow; files are opened through the mount's `Dir`, so even a
+//! symlink swapped in after the check cannot lead outside it.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
+use sandbox_policy::{normalize_guest_path, FsAccess, FsRequest, Policy, Request};
+
+use crate::broker::{Broker, Check, HostError};
+use crate::events::Outcome;
+
+/// Symlinks followed in one resolution before it is refused as a loop.
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// The host folders of the policy's mounts, opened once per run.
+pub struct Mounts {
+    dirs: Vec<Dir>,
+}
+
+/// Why a run cannot start with this policy's mounts.
+#[derive(Debug, thiserror::Error)]
+#[error("mount `{guest}`: cannot open host folder `{host}`: {source}")]
+pub struct MountError {
+    pub guest: String,
+    pub host: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Mounts {
+    pub fn open(policy: &Policy) -> Result<Mounts, MountError> {
+        let mut dirs = Vec::with_capacity(policy.filesystem.mounts.len());
+        for mount in &policy.filesystem.mounts {
+            let host = policy.mount_host_path(mount);
+            let dir =
+                Dir::open_ambient_dir(&host, ambient_authority()).map_err(|source| MountError {
+                    guest: mount.guest.clone(),
+                    host: host.clone(),
+                    source,
+                })?;
+            dirs.push(dir);
+        }
+        Ok(Mounts { dirs })
+    }
+}
+
+/// File metadata as the ABI reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub is_dir: bool,
+}
+
+/// A guest path after normalisation and resolution beneath its mount.
+struct Prepared {
+    request_path: String,
+    not_utf8: bool,
+    /// Normalised path; `None` when the path is invalid.
+    normalized: Option<String>,
+    /// The path after following symlinks, when it differs from `normalized`.
+    resolved: Option<String>,
+}
+
+impl Prepared {
+    fn effective(&self) -> Option<&str> {
+        self.resolved.as_deref().or(self.normalized.as_deref())
+    }
+}
+
+impl Broker {
+    fn prepare(&self, raw: &[u8], follow_last: bool) -> Prepared {
+        let (request_path, not_utf8) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_owned(), false),
+            Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+        };
+        let normalized = if not_utf8 {
+            None
+        } else {
+            normalize_guest_path(raw).ok()
+        };
+        let resolved = normalized
+            .as_deref()
+            .map(|n| self.resolve(n, follow_last))
+            .filter(|r| Some(r) != normalized.as_ref());
+        Prepared {
+            request_path,
+            not_utf8,
+            normalized,
+            resolved,
+        }
+    }
+
+    /// Follows symlinks beneath the path's mount, reading links with cap-std (never through
+    /// the host's own resolution). Absolute link targets are guest paths. Resolution stops as
+    /// soon as it leaves the mount it started in: `decide` then refuses the request.
+    fn resolve(&self, guest: &str, follow_last: bool) -> String {
+        let mut current = guest.to_owned();
+        let start_mount = self.policy.mount_for(guest).map(|(i, _)| i);
+        let mut hops = 0;
+        'restart: loop {
+            let Some((index, mount)) = self.policy.mount_for(&current) else {
+                return current;
+            };
+            if Some(index) != start_mount {
+                return current;
+            }
+            let dir = &self.mounts.dirs[index];
+            let rel = current[mount.guest.len()..]
+                .trim_start_matches('/')
+                .to_owned();
+            let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+            let mut prefix = PathBuf::new();
+            for (i, part) in parts.iter().enumerate() {
+                prefix.push(part);
+                if i + 1 == parts.len() && !follow_last {
+                    break;
+                }
+                let Ok(meta) = dir.symlink_metadata(&prefix) else {
+                    break;
+                };
+                if !meta.is_symlink() {
+                    continue;
+                }
+                hops += 1;
+                let target = match dir.read_link_contents(&prefix) {
+                    Ok(t) if hops <= MAX_SYMLINK_HOPS => t,
+                    // A loop or an unreadable link: name a path no mount covers.
+                    _ => return "/\u{0}symlink-loop".to_owned(),
+                };
+                let Some(target) = target.to_str() else {
+                    return "/\u{0}non-utf8-symlink".to_owned();
+                };
+                let parent = format!("{}/{}", mount.guest, parts[..i].join("/"));
+                let rest = parts[i + 1..].join("/");
+                let joined = if target.starts_with('/') {
+                    format!("{target}/{rest}")
+                } else {
+                    format!("{parent}/{target}/{rest}")
+                };
+                match normalize_guest_path(joined.as_bytes()) {
+                    Ok(next) => current = next,
+                    Err(_) => return "/\u{0}invalid-symlink".to_owned(),
+                }
+                continue 'restart;
+            }
+            return current;
+        }
+    }
+
+    /// The mount's directory and the path relative to it, for a path `decide` allowed.
+    fn locate(&self, guest: &str) -> Option<(&Dir, PathBuf)> {
+        let (index, mount) = self.policy.mount_for(guest)?;
+        let rel = guest[mount.guest.len()..].trim_start_matches('/');
+        let rel = if rel.is_empty() {
+            PathBuf::from(".")
+        } else {
+            PathBuf::from(rel)
+        };
+        Some((&self.mounts.dirs[index], rel))
+    }
+
+    fn fs_check(&mut self, op: FsAccess, prepared: &Prepared, bytes: u64) -> Check {
+        self.check(Request::Fs(FsRequest {
+            op,
+            path: prepared.request_path.clone(),
+            not_utf8: prepared.not_utf8,
+            resolved: prepared.resolved.clone(),
+            bytes,
+        }))
+    }
+
+    fn metadata_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
+        let guest = prepared.effective()?;
+        let (dir, rel) = self.locate(guest)?;
+        dir.metadata(rel).ok()
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`. The decision is taken on the bytes the read
+    /// would really return, so a read that would cross the quota is refused whole.
+    pub fn fs_read(
+        &mut self,
+        raw_path: &[u8],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<u64, HostError> {
+        let prepared = self.prepare(raw_path, true);
+        let meta = self.metadata_of(&prepared);
+        let available = match &meta {
+            Some(m) if m.is_file() => m.len().saturating_sub(offset).min(buf.len() as u64),
+            _ => 0,
+        };
+        let event = match self.fs_check(FsAccess::Read, &prepared, available) {
+            Check::Allow(event) => event,
+            Check::Refuse(e) => return Err(e),
+        };
+        let result = match &meta {
+            None => Err(HostError::NotFound),
+            Some(m) if m.is_dir() => Err(HostError::WrongKind),
+            Some(_) => self.read_at(&prepared, offset, &mut buf[..available as usize]),
+        };
+        if let Ok(n) = result {
+            self.usage.fs_read_bytes = self.usage.fs_read_bytes.saturating_add(n);
+        }
+        self.finish(event, result)
+    }
+
+    fn read_at(&self, prepared: &Prepared, offset: u64, buf: &mut [u8]) -> Result<u64, HostError> {
+        let (dir, rel) = prepared
+            .effective()
+            .and_then(|g| self.locate(g))
+            .ok_or(HostError::NotFound)?;
+        let mut file = dir.open(rel).map_err(io_error)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(filled as u64)
+    }
+
+    /// Writes `data` to a file, replacing it or appending to it. A new file needs `create`
+    /// as well as `write`; both are decided before anything on disk changes.
+    pub fn fs_write(
+        &mut self,
+        raw_path: &[u8],
+        data: &[u8],
+        append: bool,
+    ) -> Result<u64, HostError> {
+        let prepared = self.prepare(raw_path, true);
+        let meta = self.metadata_of(&prepared);
+        if meta.is_none() {
+            if let Check::Refuse(e) = self.fs_check(FsAccess::Create, &prepared, 0) {
+                return Err(e);
+            }
+        }
+        let event = match self.fs_check(FsAccess::Write, &prepared, data.len() as u64) {
+            Check::Allow(event) => event,
+            Check::Refuse(e) => return Err(e),
+        };
+        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+            return self.finish(event, Err(HostError::WrongKind));
+        }
+        let result = (|| {
+            let (dir, rel) = prepared
+                .effective()
+                .and_then(|g| self.locate(g))
+                .ok_or(HostError::NotFound)?;
+            let mut options = OpenOptions::new();
+            options.write(true).create(true);
+            if append {
+                options.append(true);
+            } else {
+                options.truncate(true);
+            }
+            let mut file = dir.open_with(rel, &options).map_err(io_error)?;
+            file.write_all(data).map_err(io_error)?;
+            Ok(data.len() as u64)
+        })();
+        if let Ok(n) = result {
+            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+        }
+        self.finish(event, result)
+    }
+
+    pub fn fs_stat(&mut self, raw_path: &[u8]) -> Result<FileStat, HostError> {
+        let prepared = self.prepare(raw_path, true);
+        let event = match self.fs_check(FsAccess::Stat, &prepared, 0) {
+            Check::Allow(event) => event,
+            Check::Refuse(e) => return Err(e),
+        };
+        match self.metadata_of(&prepared) {
+            Some(m) => {
+                self.log.set_outcome(event, Outcome::Done { bytes: 0 });
+                Ok(FileStat {
+                    size: m.len(),
+                    is_dir: m.is_dir(),
+                })
+            }
+            None => {
+                self.log.set_outcome(event, Outcome::NotFound);
+                Err(HostError::NotFound)
+            }
+        }
+    }
+
+    /// Lists a directory: entry names, sorted, one per line.
+    pub fn fs_list(&mut self, raw_path: &[u8]) -> Result<Vec<u8>, HostError> {
+        let prepared = self.prepare(raw_path, true);
+        let event = match self.fs_check(FsAccess::List, &prepared, 0) {
+            Check::Allow(event) => event,
+            Check::Refuse(e) => return Err(e),
+        };
+        let result = (|| {
+            let (dir, rel) = prepared
+                .effective()
+                .and_then(|g| self.locate(g))
+                .ok_or(HostError::NotFound)?;
+            let entries = dir.read_dir(rel).map_err(io_error)?;
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let mut out = Vec::new();
+            for name in names {
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'\n');
+            }
+            Ok(out)
+        })();
+        match &result {
+            Ok(out) => self.log.set_outcome(
+                event,
+                Outcome::Done {
+                    bytes: out.len() as u64,
+                },
+            ),
+            Err(e) => self.log.set_outcome(event, failure_outcome(e)),
+        }
+        result
+    }
+
+    /// Deletes a file (a symlink itself, never its target).
+    pub fn fs_delete(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
+        let prepared = self.prepare(raw_path, false);
+        let event = match self.fs_check(FsAccess::Delete, &prepared, 0) {
+            Check::Allow(event) => event,
+            Check::Refuse(e) => return Err(e),
+        };
+        let result = (|| {
+            let (dir, rel) = prepared
+                .effective()
+                .and_then(|g| self.locate(g))
+                .ok_or(HostError::NotFound)?;
+            match dir.symlink_metadata(&rel) {
+                Err(_) => Err(HostError::NotFound),
+                Ok(m) if m.is_dir() => Err(HostError::WrongKind),
+                Ok(_) => dir.remove_file(&rel).map_err(io_error).map(|_| 0),
+            }
+        })();
+        self.finish(event, result).map(|_| ())
+    }
+
+    /// Records the outcome of an allowed operation.
+    fn finish(
+        &mut self,
+        event: Option<usize>,
+        result: Result<u64, HostError>,
+    ) -> Result<u64, HostError> {
+        match &result {
+            Ok(n) => self.log.set_outcome(event, Outcome::Done { bytes: *n }),
+            Err(e) => self.log.set_outcome(event, failure_outcome(e)),
+        }
+        result
+    }
+
+    /// The host path a guest path maps to, for event context.
+    pub fn host_path_of(&self, guest: &str) -> Option<PathBuf> {
+        let (_, mount) = self.policy.mount_for(guest)?;
+        let rel = guest[mount.guest.len()..].trim_start_matches('/');
+        let base = self.policy.mount_host_path(mount);
+        Some(if rel.is_empty() {
+            base
+        } else {
+            base.join(Path::new(rel))
+        })
+    }
+}
+
+fn io_error(e: std::io::Error) -> HostError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => HostError::NotFound,
+        std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => {
+            HostError::WrongKind
+        }
+        _ => HostError::Io,
+    }
+}
+
+fn failure_outcome(e: &HostError) -> Outcome {
+    match e {
+        HostError::NotFound => Outcome::NotFound,
+        HostError::WrongKind => Outcome::Failed {
+            error: "wrong kind of file".into(),
+        },
+        other => Outcome::Failed {
+            error: format!("{other:?}").to_lowercase(),
+        },
+    }
+}

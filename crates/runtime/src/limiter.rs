@@ -1,0 +1,111 @@
+//! Memory, table and instance ceilings through Wasmtime's `ResourceLimiter`. Growing past the
+//! policy's `memory_bytes` ends the run with `memory_limit`: the limiter returns [`LimitHit`],
+//! which the runtime recognises when the call returns.
+
+use wasmtime::ResourceLimiter;
+
+/// The error the limiter raises; it ends the run as `memory_limit`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{resource} grow to {asked} refused: the policy allows {limit}")]
+pub struct LimitHit {
+    pub resource: &'static str,
+    pub asked: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug)]
+pub struct RunLimiter {
+    memory_limit: u64,
+    table_elements_limit: u64,
+    /// Bytes of linear memory across all memories of the run.
+    memory_total: u64,
+    pub(crate) peak_memory: u64,
+    pub(crate) hit: Option<LimitHit>,
+}
+
+impl RunLimiter {
+    pub fn new(memory_limit: u64, table_elements_limit: u64) -> RunLimiter {
+        RunLimiter {
+            memory_limit,
+            table_elements_limit,
+            memory_total: 0,
+            peak_memory: 0,
+            hit: None,
+        }
+    }
+
+    fn refuse(&mut self, hit: LimitHit) -> wasmtime::Result<bool> {
+        self.hit = Some(hit.clone());
+        Err(wasmtime::Error::new(hit))
+    }
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grow = (desired as u64).saturating_sub(current as u64);
+        let total = self.memory_total.saturating_add(grow);
+        if total > self.memory_limit {
+            return self.refuse(LimitHit {
+                resource: "memory",
+                asked: total,
+                limit: self.memory_limit,
+            });
+        }
+        self.memory_total = total;
+        self.peak_memory = self.peak_memory.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_elements_limit {
+            return self.refuse(LimitHit {
+                resource: "table",
+                asked: desired as u64,
+                limit: self.table_elements_limit,
+            });
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        sandbox_policy::DEFAULT_INSTANCES as usize
+    }
+
+    fn tables(&self) -> usize {
+        8
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_past_the_ceiling_is_an_error_that_names_the_size_asked() {
+        let mut limiter = RunLimiter::new(2 * 65536, 10);
+        assert!(limiter.memory_growing(0, 65536, None).unwrap());
+        assert!(limiter.memory_growing(65536, 2 * 65536, None).unwrap());
+        let err = limiter
+            .memory_growing(2 * 65536, 3 * 65536, None)
+            .unwrap_err();
+        let hit = err.downcast_ref::<LimitHit>().unwrap();
+        assert_eq!((hit.asked, hit.limit), (3 * 65536, 2 * 65536));
+        assert_eq!(limiter.peak_memory, 2 * 65536);
+        assert!(limiter.table_growing(0, 10, None).unwrap());
+        assert!(limiter.table_growing(10, 11, None).is_err());
+    }
+}

@@ -1,0 +1,480 @@
+//! The run report (`schema_version: 1`): built once when the run is over, with each event's
+//! hash chained to the one before and a digest over the whole report.
+
+use std::time::Duration;
+
+use sandbox_policy::{ReasonCode, Request, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::broker::Broker;
+use crate::events::{Event, Outcome};
+use crate::run::{Capture, RunConfig};
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const SANDBOX_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Wasmtime release the runtime is built on (checked against Cargo.lock by a test).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Completed,
+    Trapped,
+    FuelExhausted,
+    Timeout,
+    MemoryLimit,
+}
+
+impl Status {
+    /// The `run` exit code for this outcome.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Completed => 0,
+            Status::Trapped => 3,
+            Status::FuelExhausted => 4,
+            Status::Timeout => 5,
+            Status::MemoryLimit => 6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub sandbox: SandboxInfo,
+    pub outcome: OutcomeInfo,
+    pub plugin: PluginInfo,
+    pub policy: PolicyInfo,
+    pub limits: LimitsInfo,
+    pub usage: UsageInfo,
+    pub events: Vec<ReportEvent>,
+    pub events_summary: EventsSummary,
+    pub stdio: StdioInfo,
+    pub summary: Summary,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub version: String,
+    pub wasmtime: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeInfo {
+    pub status: Status,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    pub path: String,
+    pub sha256: String,
+    pub name: String,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitsInfo {
+    pub fuel: u64,
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+    pub max_events: u64,
+    pub module_bytes: u64,
+    pub stdout_bytes: u64,
+    pub stderr_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_read_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_write_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_connections: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_egress_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_ingress_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageInfo {
+    pub fuel_consumed: u64,
+    pub wall_time_ms: f64,
+    pub peak_memory_bytes: u64,
+    pub fs_read_bytes: u64,
+    pub fs_write_bytes: u64,
+    pub net_connections: u64,
+    pub net_egress_bytes: u64,
+    pub net_ingress_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportEvent {
+    pub seq: u64,
+    pub decision: Verdict,
+    pub enforced: bool,
+    pub capability: String,
+    pub rule_id: String,
+    pub reason_code: ReasonCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    pub context: Map<String, Value>,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsSummary {
+    pub recorded: u64,
+    pub not_recorded: u64,
+    pub by_rule: Vec<RuleCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleCount {
+    pub rule_id: String,
+    pub reason_code: ReasonCode,
+    pub decision: Verdict,
+    pub enforced: bool,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StdioInfo {
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+pub(crate) struct ReportInput<'a> {
+    pub status: Status,
+    pub message: String,
+    pub exit_code: Option<i32>,
+    pub config: &'a RunConfig,
+    pub broker: &'a Broker,
+    pub fuel_consumed: u64,
+    pub wall_time: Duration,
+    pub peak_memory: u64,
+    pub stdout: &'a Capture,
+    pub stderr: &'a Capture,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub(crate) fn build(input: ReportInput<'_>) -> Report {
+    let policy = &input.config.policy;
+    let broker = input.broker;
+    let usage = broker.usage();
+    let fs_quotas = &policy.filesystem.quotas;
+    let net_quotas = &policy.network.quotas;
+    let mut previous = String::new();
+    let events: Vec<ReportEvent> = broker
+        .log()
+        .events()
+        .iter()
+        .enumerate()
+        .map(|(seq, event)| {
+            let mut e = ReportEvent {
+                seq: seq as u64,
+                decision: event.decision.verdict,
+                enforced: event.decision.enforced,
+                capability: event.capability.to_owned(),
+                rule_id: policy.rule_id(event.decision.rule),
+                reason_code: event.decision.reason,
+                request: event.request.clone(),
+                context: context(broker, event),
+                hash: String::new(),
+            };
+            e.hash = event_hash(&previous, &e);
+            previous = e.hash.clone();
+            e
+        })
+        .collect();
+    let by_rule = broker
+        .log()
+        .summary()
+        .map(|((rule, reason, verdict, enforced), count)| RuleCount {
+            rule_id: policy.rule_id(rule),
+            reason_code: reason,
+            decision: verdict,
+            enforced,
+            count,
+        })
+        .collect();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        sandbox: SandboxInfo {
+            version: SANDBOX_VERSION.to_owned(),
+            wasmtime: WASMTIME_VERSION.to_owned(),
+        },
+        outcome: OutcomeInfo {
+            status: input.status,
+            message: input.message,
+            exit_code: input.exit_code,
+        },
+        plugin: PluginInfo {
+            path: input.config.plugin_path.clone(),
+            sha256: sha256_hex(&input.config.plugin_bytes),
+        },
+        policy: PolicyInfo {
+            path: input.config.policy_path.clone(),
+            sha256: input.config.policy_sha256.clone(),
+            name: policy.name.clone(),
+            mode: policy.mode.value.as_str().to_owned(),
+        },
+        limits: LimitsInfo {
+            fuel: policy.budgets.fuel.value,
+            timeout_ms: policy.budgets.timeout_ms.value,
+            memory_bytes: policy.budgets.memory_bytes.value,
+            max_events: policy.limits.max_events.value,
+            module_bytes: policy.limits.module_bytes.value,
+            stdout_bytes: policy.stdio.stdout_bytes.value,
+            stderr_bytes: policy.stdio.stderr_bytes.value,
+            fs_read_bytes: fs_quotas.read_bytes.map(|q| q.value),
+            fs_write_bytes: fs_quotas.write_bytes.map(|q| q.value),
+            net_connections: net_quotas.connections.map(|q| q.value),
+            net_egress_bytes: net_quotas.egress_bytes.map(|q| q.value),
+            net_ingress_bytes: net_quotas.ingress_bytes.map(|q| q.value),
+        },
+        usage: UsageInfo {
+            fuel_consumed: input.fuel_consumed,
+            wall_time_ms: (input.wall_time.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            peak_memory_bytes: input.peak_memory,
+            fs_read_bytes: usage.fs_read_bytes,
+            fs_write_bytes: usage.fs_write_bytes,
+            net_connections: usage.net_connections,
+            net_egress_bytes: usage.net_egress_bytes,
+            net_ingress_bytes: usage.net_ingress_bytes,
+        },
+        events_summary: EventsSummary {
+            recorded: events.len() as u64,
+            not_recorded: broker.log().not_recorded(),
+            by_rule,
+        },
+        events,
+        stdio: StdioInfo {
+            stdout: String::from_utf8_lossy(&input.stdout.bytes).into_owned(),
+            stderr: String::from_utf8_lossy(&input.stderr.bytes).into_owned(),
+            stdout_truncated: input.stdout.truncated,
+            stderr_truncated: input.stderr.truncated,
+        },
+        summary: Summary {
+            allowed: broker.log().allowed(),
+            denied: broker.log().denied(),
+        },
+        digest: String::new(),
+    };
+    report.digest = report_digest(&report);
+    report
+}
+
+/// What a person needs to act on an event: the path as asked and as resolved, the host path,
+/// the bytes asked and the quota left, the size a grow asked for.
+fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
+    let mut c = Map::new();
+    let d = &event.decision;
+    if let Some(Request::Fs(r)) = &event.request {
+        c.insert("path".into(), r.path.clone().into());
+        if let Ok(normal) = sandbox_policy::normalize_guest_path(r.path.as_bytes()) {
+            if !r.not_utf8 {
+                let effective = r.resolved.clone().unwrap_or_else(|| normal.clone());
+                if normal != r.path {
+                    c.insert("normalized_path".into(), normal.into());
+                }
+                if let Some(resolved) = &r.resolved {
+                    c.insert("resolved_path".into(), resolved.clone().into());
+                }
+                if let (Some(mount), true) = (d.mount, d.permits()) {
+                    if let Some(m) = broker.policy.filesystem.mounts.get(mount) {
+                        c.insert("mount".into(), m.guest.clone().into());
+                    }
+                    if let Some(host) = broker.host_path_of(&effective) {
+                        c.insert("host_path".into(), host.display().to_string().into());
+                    }
+                }
+            }
+        }
+        if r.bytes > 0 || d.quota.is_some() {
+            c.insert("bytes_asked".into(), r.bytes.into());
+        }
+    }
+    if let Some(Request::Net(r)) = &event.request {
+        c.insert("host".into(), r.host.clone().into());
+        c.insert("port".into(), r.port.into());
+        if let Some(a) = r.address {
+            c.insert("address".into(), a.to_string().into());
+        }
+        if let Some(kind) = d.address_kind {
+            c.insert("address_kind".into(), kind.into());
+        }
+    }
+    if let Some(q) = d.quota {
+        c.insert("quota".into(), q.name.into());
+        c.insert("quota_limit".into(), q.limit.into());
+        c.insert("quota_used".into(), q.used.into());
+        c.insert("quota_left".into(), q.left().into());
+    }
+    match &event.outcome {
+        Outcome::None => {}
+        Outcome::Done { bytes } => {
+            c.insert("result".into(), "done".into());
+            c.insert("bytes_done".into(), (*bytes).into());
+        }
+        Outcome::NotFound => {
+            c.insert("result".into(), "not_found".into());
+        }
+        Outcome::Failed { error } => {
+            c.insert("result".into(), "failed".into());
+            c.insert("error".into(), error.clone().into());
+        }
+        Outcome::Budget { limit, used } => {
+            c.insert("limit".into(), (*limit).into());
+            c.insert("used".into(), (*used).into());
+        }
+        Outcome::GrowRefused {
+            resource,
+            asked,
+            limit,
+        } => {
+            c.insert("resource".into(), (*resource).into());
+            c.insert("asked".into(), (*asked).into());
+            c.insert("limit".into(), (*limit).into());
+        }
+        Outcome::BadPointer {
+            function,
+            ptr,
+            len,
+            memory_bytes,
+        } => {
+            c.insert("function".into(), (*function).into());
+            c.insert("ptr".into(), (*ptr).into());
+            c.insert("len".into(), (*len).into());
+            c.insert("memory_bytes".into(), (*memory_bytes).into());
+        }
+        Outcome::EndedRun => {
+            c.insert("result".into(), "ended_run".into());
+        }
+    }
+    c
+}
+
+/// JSON with object keys sorted at every level, so hashes do not depend on field order.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[*key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn hash_with_previous(previous: &str, mut event: Value) -> String {
+    if let Value::Object(map) = &mut event {
+        map.remove("hash");
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(previous.as_bytes());
+    hasher.update(canonical_json(&event).as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn event_hash(previous: &str, event: &ReportEvent) -> String {
+    hash_with_previous(previous, serde_json::to_value(event).unwrap_or(Value::Null))
+}
+
+fn digest_of_value(mut report: Value) -> String {
+    if let Value::Object(map) = &mut report {
+        map.remove("digest");
+    }
+    sha256_hex(canonical_json(&report).as_bytes())
+}
+
+fn report_digest(report: &Report) -> String {
+    digest_of_value(serde_json::to_value(report).unwrap_or(Value::Null))
+}
+
+/// Why a report failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the report is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the report does not follow schema version 1: {0}")]
+    Malformed(String),
+    #[error("event {seq}'s hash does not match: the event or one before it was edited")]
+    EventChainBroken { seq: u64 },
+    #[error("the report's digest does not match its content: it was edited after the run")]
+    DigestMismatch,
+}
+
+/// Checks a report's event chain and digest, working on the JSON as written so that any edit
+/// (also to fields this version does not know) is detected.
+pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| VerifyError::NotJson(e.to_string()))?;
+    let report: Report =
+        serde_json::from_value(value.clone()).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let mut previous = String::new();
+    if let Some(events) = value.get("events").and_then(Value::as_array) {
+        for (i, event) in events.iter().enumerate() {
+            let expected = hash_with_previous(&previous, event.clone());
+            let written = event.get("hash").and_then(Value::as_str).unwrap_or("");
+            if written != expected {
+                return Err(VerifyError::EventChainBroken { seq: i as u64 });
+            }
+            previous = expected;
+        }
+    }
+    let written = value
+        .get("digest")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if written != digest_of_value(value) {
+        return Err(VerifyError::DigestMismatch);
+    }
+    Ok(report)
+}

@@ -1,0 +1,32 @@
+;; Reads, lists and writes only what policies/demo.yaml allows, echoes its input, and
+;; completes with no deny. Any host call that fails traps (`unreachable`), so a regression
+;; shows up as outcome `trapped`.
+(module
+  (import "sandbox" "fs_read" (func $fs_read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "sandbox" "fs_write" (func $fs_write (param i32 i32 i32 i32 i32) (result i32)))
+  (import "sandbox" "fs_stat" (func $fs_stat (param i32 i32 i32) (result i32)))
+  (import "sandbox" "fs_list" (func $fs_list (param i32 i32 i32 i32) (result i32)))
+  (import "sandbox" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "sandbox" "output_write" (func $output_write (param i32 i32) (result i32)))
+  (import "sandbox" "log" (func $log (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "/data/hello.txt")
+  (data (i32.const 32) "/data")
+  (data (i32.const 64) "/out/result.log")
+  (data (i32.const 96) "copied: ")
+  (data (i32.const 128) "capability_allowed: done")
+  ;; 1024: file buffer, 8192: listing, 12288: stat, 16384: input
+  (func $check (param $result i32) (result i32)
+    (if (i32.lt_s (local.get $result) (i32.const 0)) (then unreachable))
+    (local.get $result))
+  (func (export "_start")
+    (local $n i32) (local $input i32)
+    (local.set $n (call $check (call $fs_read (i32.const 0) (i32.const 15) (i64.const 0) (i32.const 1024) (i32.const 4096))))
+    (drop (call $check (call $fs_stat (i32.const 0) (i32.const 15) (i32.const 12288))))
+    (drop (call $check (call $fs_list (i32.const 32) (i32.const 5) (i32.const 8192) (i32.const 1024))))
+    (drop (call $check (call $fs_write (i32.const 64) (i32.const 15) (i32.const 96) (i32.const 8) (i32.const 0))))
+    (drop (call $check (call $fs_write (i32.const 64) (i32.const 15) (i32.const 1024) (local.get $n) (i32.const 1))))
+    (local.set $input (call $check (call $input_read (i32.const 16384) (i32.const 4096) (i32.const 0))))
+    (drop (call $output_write (i32.const 1024) (local.get $n)))
+    (drop (call $output_write (i32.const 16384) (local.get $input)))
+    (drop (call $log (i32.const 128) (i32.const 24)))))
