@@ -776,6 +776,9 @@ fn every_committed_policy_and_plugin_is_exercised() {
         ("spin_forever.wat", 4),
         ("grow_memory.wat", 6),
         ("recurse_forever.wat", 3),
+        // No echo server listens on the demo's port 7000 here: the connect fails and the
+        // plugin traps on the error code.
+        ("net_client.wat", 3),
     ];
     for entry in std::fs::read_dir(repo_root().join("examples/plugins")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
@@ -798,4 +801,63 @@ fn report_records_the_wasmtime_version_from_cargo_lock() {
         lock.contains(&needle),
         "update WASMTIME_VERSION to the version in Cargo.lock"
     );
+}
+
+/// A one-connection echo server on an ephemeral loopback port, bounded in time.
+fn echo_once() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            stream.write_all(&buf[..n]).unwrap();
+        }
+        seen
+    });
+    (port, thread)
+}
+
+#[test]
+fn net_client_talks_to_the_allowed_echo_server_and_is_denied_a_forbidden_host() {
+    let sb = Sandbox::new();
+    let (port, server) = echo_once();
+    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    sb.write(
+        "policies/net.yaml",
+        &demo.replace("ports: [7000]", &format!("ports: [{port}]")),
+    );
+    std::fs::write(sb.path("port.bin"), port.to_le_bytes()).unwrap();
+    let (code, report, _) = sb.run(
+        "policies/net.yaml",
+        "examples/plugins/net_client.wat",
+        &["--input", "port.bin"],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["stdio"]["stdout"], "ping from the sandbox\n-1\n");
+    assert_eq!(server.join().unwrap(), b"ping from the sandbox\n");
+    let events = event_triples(&report);
+    assert_eq!(events[0], ("allow".into(), "echo".into(), "ALLOWED".into()));
+    assert_eq!(report["events"][0]["capability"], "net.connect");
+    assert_eq!(report["events"][0]["context"]["address"], "127.0.0.1");
+    assert_eq!(
+        events.last().unwrap(),
+        &(
+            "deny".into(),
+            "network.default".into(),
+            "NET_HOST_NOT_ALLOWED".into()
+        )
+    );
+    assert_eq!(report["usage"]["net_connections"], 1);
+    assert_eq!(report["usage"]["net_egress_bytes"], 22);
+    assert_eq!(report["usage"]["net_ingress_bytes"], 22);
 }

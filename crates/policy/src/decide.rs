@@ -393,6 +393,43 @@ impl Policy {
     }
 
     fn decide_net(&self, usage: &Usage, request: &NetRequest) -> Decision {
+        let decision = self.decide_net_steps(usage, request);
+        if decision.enforced {
+            return decision;
+        }
+        // Audit mode relaxed a rule or quota deny: the address block still holds.
+        let host = normalize_host(&request.host);
+        match request.address.or(parse_ip_literal(&host)) {
+            Some(address) if !self.address_named(&host, address, request.port) => {
+                match blocked_address_kind(address) {
+                    Some(kind) => {
+                        let mut d = Decision::hard_deny(
+                            RuleRef::Builtin("network.addresses"),
+                            ReasonCode::NetAddressBlocked,
+                        );
+                        d.address_kind = Some(kind);
+                        d
+                    }
+                    None => decision,
+                }
+            }
+            _ => decision,
+        }
+    }
+
+    /// Whether an allow rule matching the host and port names this address explicitly.
+    fn address_named(&self, host: &str, address: IpAddr, port: u16) -> bool {
+        let literal = parse_ip_literal(host);
+        self.network.rules.iter().any(|r| {
+            r.effect == Effect::Allow
+                && r.port_matches(port)
+                && r.names_address(address)
+                && (r.hosts.iter().any(|h| h.matches(host, literal))
+                    || r.cidrs.iter().any(|c| c.contains(address)))
+        })
+    }
+
+    fn decide_net_steps(&self, usage: &Usage, request: &NetRequest) -> Decision {
         let host = normalize_host(&request.host);
         let literal = parse_ip_literal(&host);
         let address = request.address.or(literal);
@@ -840,11 +877,44 @@ network:
         }
         let d = p.decide(
             &u,
-            &net(NetAccess::Connect, "api.test", 7000, Some("10.0.0.1"), 0),
+            &net(
+                NetAccess::Connect,
+                "api.test",
+                7000,
+                Some("93.184.216.34"),
+                0,
+            ),
         );
         assert_eq!(
             (d.reason, d.enforced),
             (ReasonCode::NetHostNotAllowed, false)
+        );
+        // A relaxed host deny never lets a request reach a blocked address.
+        let d = p.decide(
+            &u,
+            &net(NetAccess::Connect, "api.test", 7000, Some("10.0.0.1"), 0),
+        );
+        assert_eq!(
+            (d.reason, d.enforced),
+            (ReasonCode::NetAddressBlocked, true)
+        );
+        let over_quota = Usage {
+            net_connections: 2,
+            ..Usage::default()
+        };
+        let d = p.decide(
+            &over_quota,
+            &net(
+                NetAccess::Connect,
+                "x.example.org",
+                443,
+                Some("127.0.0.1"),
+                0,
+            ),
+        );
+        assert_eq!(
+            (d.reason, d.enforced),
+            (ReasonCode::NetAddressBlocked, true)
         );
         let d = p.decide(
             &u,

@@ -32,6 +32,11 @@ pub const ERR_READ_ONLY: i32 = -8;
 /// A directory where a file was needed, or the reverse.
 pub const ERR_WRONG_KIND: i32 = -9;
 
+/// The peer could not be reached, or the connection failed.
+pub const ERR_UNREACHABLE: i32 = -10;
+/// The wait ran out before anything arrived.
+pub const ERR_TIMED_OUT: i32 = -11;
+
 /// `fs_write` flag: append instead of replacing the file.
 pub const WRITE_APPEND: i32 = 1;
 
@@ -53,6 +58,10 @@ pub const FUNCTIONS: &[&str] = &[
     "fs_stat",
     "fs_list",
     "fs_delete",
+    "net_connect",
+    "net_send",
+    "net_recv",
+    "net_close",
 ];
 
 pub fn error_code(error: &HostError) -> i32 {
@@ -73,6 +82,8 @@ pub fn error_code(error: &HostError) -> i32 {
         HostError::Io => ERR_IO,
         HostError::Invalid => ERR_INVALID,
         HostError::Fault => ERR_FAULT,
+        HostError::TimedOut => ERR_TIMED_OUT,
+        HostError::Unreachable => ERR_UNREACHABLE,
     }
 }
 
@@ -361,6 +372,90 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             };
             charge(&mut caller, path.len() as u64)?;
             let result = caller.data_mut().broker.fs_delete(&path).map(|()| 0);
+            finish(result)
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "net_connect",
+        |mut caller: Ctx<'_>, host_ptr: i32, host_len: i32, port: i32| -> wasmtime::Result<i32> {
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "net_connect", host_ptr, host_len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, host_ptr, host_len) else {
+                return Ok(fault(&mut caller, "net_connect", host_ptr, host_len, size));
+            };
+            let Ok(port) = u16::try_from(port) else {
+                return Ok(ERR_INVALID);
+            };
+            if port == 0 {
+                return Ok(ERR_INVALID);
+            }
+            let take = range.len().min(crate::net::MAX_HOST_BYTES);
+            let host = mem.data(&caller)[range.start..range.start + take].to_vec();
+            charge(&mut caller, host.len() as u64)?;
+            let result = caller.data_mut().broker.net_connect(&host, port);
+            finish(result)
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "net_send",
+        |mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "net_send", ptr, len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, ptr, len) else {
+                return Ok(fault(&mut caller, "net_send", ptr, len, size));
+            };
+            if range.len() > MAX_IO_BYTES as usize {
+                return Ok(ERR_INVALID);
+            }
+            charge(&mut caller, range.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.net_send(handle, &data[range]);
+            finish(result.map(|n| n as i32))
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "net_recv",
+        |mut caller: Ctx<'_>,
+         handle: i32,
+         ptr: i32,
+         len: i32,
+         timeout_ms: i32|
+         -> wasmtime::Result<i32> {
+            let Some(mem) = memory(&mut caller) else {
+                return Ok(fault(&mut caller, "net_recv", ptr, len, 0));
+            };
+            let size = mem.data_size(&caller);
+            let Some(range) = guest_range(size, ptr, len) else {
+                return Ok(fault(&mut caller, "net_recv", ptr, len, size));
+            };
+            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
+            let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+            charge(&mut caller, 0)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.net_recv(handle, &mut data[range], timeout);
+            if let Ok(n) = result {
+                charge(&mut caller, n)?;
+            }
+            finish(result.map(|n| n as i32))
+        },
+    )?;
+
+    linker.func_wrap(
+        MODULE,
+        "net_close",
+        |mut caller: Ctx<'_>, handle: i32| -> wasmtime::Result<i32> {
+            charge(&mut caller, 0)?;
+            let result = caller.data_mut().broker.net_close(handle).map(|()| 0);
             finish(result)
         },
     )?;

@@ -4,11 +4,13 @@
 //! gets an error code) and trap (`on_deny: trap` ends the run).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use sandbox_policy::{Decision, OnDeny, Policy, ReasonCode, Request, RuleRef, Usage, Verdict};
 
 use crate::events::{Event, EventLog, Outcome};
 use crate::fs::Mounts;
+use crate::net::Connections;
 
 /// What a host operation returns to its front end when it does not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,10 @@ pub enum HostError {
     Invalid,
     /// Pointer or length outside guest memory.
     Fault,
+    /// The wait ran out (a receive with no data, a connect that did not finish).
+    TimedOut,
+    /// Allowed, but the peer could not be reached or the connection failed.
+    Unreachable,
 }
 
 /// The three outcomes of a check.
@@ -45,16 +51,22 @@ pub struct Broker {
     pub(crate) mounts: Mounts,
     pub(crate) usage: Usage,
     pub(crate) log: EventLog,
+    pub(crate) connections: Connections,
+    /// When the run's wall-clock budget ends: host calls that wait never wait past it.
+    pub(crate) deadline: Instant,
 }
 
 impl Broker {
-    pub fn new(policy: Arc<Policy>, mounts: Mounts) -> Broker {
+    /// A broker for one run; `deadline` is when the run's wall-clock budget ends.
+    pub fn new(policy: Arc<Policy>, mounts: Mounts, deadline: Instant) -> Broker {
         let max = usize::try_from(policy.limits.max_events.value).unwrap_or(usize::MAX);
         Broker {
             log: EventLog::new(max),
             policy,
             mounts,
             usage: Usage::default(),
+            connections: Connections::default(),
+            deadline,
         }
     }
 

@@ -7,6 +7,7 @@ mod broker;
 pub mod events;
 mod fs;
 mod limiter;
+mod net;
 pub mod report;
 mod run;
 
@@ -18,6 +19,7 @@ pub use abi::{
 pub use broker::{Broker, HostError};
 pub use fs::{FileStat, MountError, Mounts};
 pub use limiter::LimitHit;
+pub use net::{MAX_HOST_BYTES, MAX_OPEN_CONNECTIONS};
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
 pub use run::{
     engine, load_module, run, run_with_engine, Capture, DenyTrap, RunConfig, RunOutput, StartError,

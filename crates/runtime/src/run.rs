@@ -234,8 +234,9 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
     let mut linker = Linker::new(engine);
     abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
 
+    let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
     let state = RunState {
-        broker: Broker::new(Arc::clone(&policy), mounts),
+        broker: Broker::new(Arc::clone(&policy), mounts, Instant::now() + timeout),
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
         input: config.input.clone(),
         stdout: Capture::new(policy.stdio.stdout_bytes.value),

@@ -1,0 +1,322 @@
+//! Network capability: TCP connections the broker opens on the guest's behalf. The guest holds
+//! only handles. A connect is decided on the name first (host and port rules, connection
+//! quota), then the name is resolved once, the address is decided (blocked ranges), and the
+//! socket connects to exactly that address, so no second lookup can rebind it.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use sandbox_policy::{
+    normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request,
+};
+
+use crate::broker::{Broker, Check, HostError};
+use crate::events::Outcome;
+
+/// Longest host name accepted from a guest, in bytes.
+pub const MAX_HOST_BYTES: usize = 1024;
+/// Most connections a run may hold open at once, whatever the policy's quota.
+pub const MAX_OPEN_CONNECTIONS: usize = 64;
+
+struct Connection {
+    stream: TcpStream,
+    host: String,
+    port: u16,
+    address: IpAddr,
+}
+
+/// The run's open connections; a handle is an index into this table plus one.
+#[derive(Default)]
+pub struct Connections {
+    slots: Vec<Option<Connection>>,
+}
+
+impl Connections {
+    fn get(&self, handle: i32) -> Option<&Connection> {
+        let index = usize::try_from(handle).ok()?.checked_sub(1)?;
+        self.slots.get(index)?.as_ref()
+    }
+
+    fn insert(&mut self, connection: Connection) -> Option<i32> {
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.slots.len() < MAX_OPEN_CONNECTIONS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.slots[index] = Some(connection);
+        i32::try_from(index + 1).ok()
+    }
+
+    fn remove(&mut self, handle: i32) -> Option<Connection> {
+        let index = usize::try_from(handle).ok()?.checked_sub(1)?;
+        self.slots.get_mut(index)?.take()
+    }
+}
+
+impl Broker {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn bad_handle(&mut self, capability: &'static str, handle: i32) -> HostError {
+        self.record_fault(
+            capability,
+            ReasonCode::HandleInvalid,
+            "handles",
+            Outcome::Failed {
+                error: format!("handle {handle} is not open"),
+            },
+        );
+        HostError::Denied(ReasonCode::HandleInvalid)
+    }
+
+    /// Resolves a name: the policy's `resolve` map first, then the system resolver, bounded
+    /// by the run's remaining wall-clock budget. Returns the first address, IPv4 preferred.
+    fn resolve_name(&self, host: &str, port: u16) -> Option<IpAddr> {
+        if let Some((_, ip)) = self
+            .policy
+            .network
+            .resolve
+            .iter()
+            .find(|(name, _)| name == host)
+        {
+            return Some(*ip);
+        }
+        let (send, receive) = std::sync::mpsc::channel();
+        let name = host.to_owned();
+        std::thread::spawn(move || {
+            let found: Vec<SocketAddr> = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect())
+                .unwrap_or_default();
+            let _ = send.send(found);
+        });
+        let found = receive.recv_timeout(self.remaining()).ok()?;
+        found
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(found.first())
+            .map(|a| sandbox_policy::canonical_ip(a.ip()))
+    }
+
+    /// Opens a TCP connection; returns the handle.
+    pub fn net_connect(&mut self, raw_host: &[u8], port: u16) -> Result<i32, HostError> {
+        let host_text =
+            String::from_utf8_lossy(&raw_host[..raw_host.len().min(MAX_HOST_BYTES)]).into_owned();
+        let host = normalize_host(&host_text);
+        let request = |address: Option<IpAddr>| {
+            Request::Net(NetRequest {
+                op: NetAccess::Connect,
+                host: host_text.clone(),
+                port,
+                address,
+                bytes: 0,
+            })
+        };
+        let address = match parse_ip_literal(&host) {
+            Some(literal) => Some(literal),
+            None => {
+                // Decide on the name before any lookup, so a forbidden name is never resolved,
+                // unless a CIDR rule could still allow the address it resolves to.
+                let before = self.policy.decide(&self.usage, &request(None));
+                let cidr_rules = self
+                    .policy
+                    .network
+                    .rules
+                    .iter()
+                    .any(|r| r.effect == Effect::Allow && !r.cidrs.is_empty());
+                let host_denied =
+                    before.reason == ReasonCode::NetHostNotAllowed && !before.permits();
+                if !before.permits() && !(host_denied && cidr_rules) {
+                    return match self.check(request(None)) {
+                        Check::Refuse(e) => Err(e),
+                        Check::Allow(_) => Err(HostError::Io),
+                    };
+                }
+                self.resolve_name(&host, port)
+            }
+        };
+        let Some(address) = address else {
+            let event = match self.check(request(None)) {
+                Check::Refuse(e) => return Err(e),
+                Check::Allow(event) => event,
+            };
+            self.log.set_outcome(
+                event,
+                Outcome::Failed {
+                    error: format!("`{host}` did not resolve"),
+                },
+            );
+            return Err(HostError::NotFound);
+        };
+        let event = match self.check(request(Some(address))) {
+            Check::Refuse(e) => return Err(e),
+            Check::Allow(event) => event,
+        };
+        self.usage.net_connections = self.usage.net_connections.saturating_add(1);
+        let wait = self.remaining().max(Duration::from_millis(1));
+        let stream = match TcpStream::connect_timeout(&SocketAddr::new(address, port), wait) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.set_outcome(
+                    event,
+                    Outcome::Failed {
+                        error: e.kind().to_string(),
+                    },
+                );
+                return Err(if e.kind() == std::io::ErrorKind::TimedOut {
+                    HostError::TimedOut
+                } else {
+                    HostError::Unreachable
+                });
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match self.connections.insert(Connection {
+            stream,
+            host: host_text,
+            port,
+            address,
+        }) {
+            Some(handle) => {
+                self.log.set_outcome(event, Outcome::Done { bytes: 0 });
+                Ok(handle)
+            }
+            None => {
+                self.log.set_outcome(
+                    event,
+                    Outcome::Failed {
+                        error: "too many open connections".into(),
+                    },
+                );
+                Err(HostError::Invalid)
+            }
+        }
+    }
+
+    fn transfer_request(&self, op: NetAccess, handle: i32, bytes: u64) -> Option<Request> {
+        let c = self.connections.get(handle)?;
+        Some(Request::Net(NetRequest {
+            op,
+            host: c.host.clone(),
+            port: c.port,
+            address: Some(c.address),
+            bytes,
+        }))
+    }
+
+    /// Sends all of `data`; a send that would cross the egress quota is refused whole.
+    pub fn net_send(&mut self, handle: i32, data: &[u8]) -> Result<u64, HostError> {
+        let Some(request) = self.transfer_request(NetAccess::Send, handle, data.len() as u64)
+        else {
+            return Err(self.bad_handle("net.send", handle));
+        };
+        let event = match self.check(request) {
+            Check::Refuse(e) => return Err(e),
+            Check::Allow(event) => event,
+        };
+        let wait = self.remaining().max(Duration::from_millis(1));
+        let result = self.connections.get(handle).map(|c| {
+            let mut stream = &c.stream;
+            let _ = stream.set_write_timeout(Some(wait));
+            stream.write_all(data)
+        });
+        match result {
+            Some(Ok(())) => {
+                self.usage.net_egress_bytes = self
+                    .usage
+                    .net_egress_bytes
+                    .saturating_add(data.len() as u64);
+                self.log.set_outcome(
+                    event,
+                    Outcome::Done {
+                        bytes: data.len() as u64,
+                    },
+                );
+                Ok(data.len() as u64)
+            }
+            _ => {
+                self.log.set_outcome(
+                    event,
+                    Outcome::Failed {
+                        error: "send failed".into(),
+                    },
+                );
+                Err(HostError::Unreachable)
+            }
+        }
+    }
+
+    /// Receives up to `buf.len()` bytes (capped at the ingress quota left), waiting at most
+    /// `timeout` and never past the run's wall-clock budget. `Ok(0)` means the peer closed.
+    pub fn net_recv(
+        &mut self,
+        handle: i32,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<u64, HostError> {
+        let Some(request) = self.transfer_request(NetAccess::Receive, handle, buf.len() as u64)
+        else {
+            return Err(self.bad_handle("net.receive", handle));
+        };
+        let decision = self.policy.decide(&self.usage, &request);
+        let event = match self.check(request) {
+            Check::Refuse(e) => return Err(e),
+            Check::Allow(event) => event,
+        };
+        let room = match decision.quota {
+            Some(q) if decision.enforced => q.left().min(buf.len() as u64) as usize,
+            _ => buf.len(),
+        };
+        let wait = timeout.min(self.remaining()).max(Duration::from_millis(1));
+        let result = self.connections.get(handle).map(|c| {
+            let mut stream = &c.stream;
+            let _ = stream.set_read_timeout(Some(wait));
+            stream.read(&mut buf[..room])
+        });
+        match result {
+            Some(Ok(n)) => {
+                self.usage.net_ingress_bytes =
+                    self.usage.net_ingress_bytes.saturating_add(n as u64);
+                self.log
+                    .set_outcome(event, Outcome::Done { bytes: n as u64 });
+                Ok(n as u64)
+            }
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                self.log.set_outcome(
+                    event,
+                    Outcome::Failed {
+                        error: "timed out".into(),
+                    },
+                );
+                Err(HostError::TimedOut)
+            }
+            _ => {
+                self.log.set_outcome(
+                    event,
+                    Outcome::Failed {
+                        error: "receive failed".into(),
+                    },
+                );
+                Err(HostError::Unreachable)
+            }
+        }
+    }
+
+    /// Closes a connection. Closing an unknown or closed handle is an error (and an event).
+    pub fn net_close(&mut self, handle: i32) -> Result<(), HostError> {
+        match self.connections.remove(handle) {
+            Some(_) => Ok(()),
+            None => Err(self.bad_handle("net.close", handle)),
+        }
+    }
+}
