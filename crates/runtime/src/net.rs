@@ -129,9 +129,8 @@ impl Broker {
                     .rules
                     .iter()
                     .any(|r| r.effect == Effect::Allow && !r.cidrs.is_empty());
-                let host_denied =
-                    before.reason == ReasonCode::NetHostNotAllowed && !before.permits();
-                if !before.permits() && !(host_denied && cidr_rules) {
+                let a_cidr_may_allow = before.reason == ReasonCode::NetHostNotAllowed && cidr_rules;
+                if !(before.permits() || a_cidr_may_allow) {
                     return match self.check(request(None)) {
                         Check::Refuse(e) => Err(e),
                         Check::Allow(_) => Err(HostError::Io),
