@@ -861,3 +861,61 @@ fn net_client_talks_to_the_allowed_echo_server_and_is_denied_a_forbidden_host() 
     assert_eq!(report["usage"]["net_egress_bytes"], 22);
     assert_eq!(report["usage"]["net_ingress_bytes"], 22);
 }
+
+#[test]
+fn regression_input_read_past_the_end_returns_zero_instead_of_crashing() {
+    let sb = Sandbox::new();
+    sb.write(
+        "past-end.wat",
+        r#"(module (import "sandbox" "input_read" (func $ir (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (if (i32.ne (call $ir (i32.const 0) (i32.const 10) (i32.const 100)) (i32.const 0)) (then unreachable))))"#,
+    );
+    let (code, report, out) = sb.run(DEMO, "past-end.wat", &[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    assert_eq!(report["outcome"]["status"], "completed");
+}
+
+#[test]
+fn regression_a_fifo_in_a_mount_does_not_hang_the_run() {
+    let sb = Sandbox::new();
+    let status = Command::new("mkfifo")
+        .arg(sb.path("policies/fixtures/data/fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    sb.write(
+        "fifo.wat",
+        r#"(module (import "sandbox" "fs_read" (func $read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "sandbox" "output_write" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "/data/fifo")
+  (data (i32.const 32) "-0")
+  (func (export "_start")
+    (i32.store8 (i32.const 33) (i32.sub (i32.const 48) (call $read (i32.const 0) (i32.const 10) (i64.const 0) (i32.const 1024) (i32.const 16))))
+    (drop (call $out (i32.const 32) (i32.const 2)))))"#,
+    );
+    let (code, report, _) = sb.run(DEMO, "fifo.wat", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["stdio"]["stdout"], "-9", "ERR_WRONG_KIND");
+}
+
+#[test]
+fn regression_an_import_with_the_wrong_type_fails_at_load() {
+    let sb = Sandbox::new();
+    sb.write("wrong-type.wat", r#"(module (import "sandbox" "log" (func (param i64))) (memory (export "memory") 1) (func (export "_start")))"#);
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "wrong-type.wat"]);
+    assert_start_failure(&out, "wrong type");
+    sb.write(
+        "policies/forever.yaml",
+        "version: 1\nbudgets: { timeout_ms: 18446744073709551615 }\n",
+    );
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        "policies/forever.yaml",
+        "--plugin",
+        ALLOWED,
+    ]);
+    assert_start_failure(&out, "timeout_ms");
+}

@@ -47,6 +47,7 @@ impl GlobPattern {
                             "glob `{text}` has a `{part}` segment: write the normalised path"
                         ))
                     }
+                    "**" if segments.last() == Some(&Segment::AnyDepth) => {}
                     "**" => segments.push(Segment::AnyDepth),
                     p if p.contains("**") => {
                         return Err(format!(
@@ -132,19 +133,33 @@ impl GlobPattern {
     }
 }
 
+/// Dynamic programming over (pattern position, path position): O(P·N) whatever the number of
+/// `**`, so a long guest path cannot make a match take exponential time on the host.
 fn match_segments(pattern: &[Segment], parts: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => parts.is_empty(),
-        Some((Segment::AnyDepth, rest)) => {
-            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
-        }
-        Some((segment, rest)) => match parts.split_first() {
-            Some((part, remaining)) => {
-                segment_matches(segment, part) && match_segments(rest, remaining)
+    // reachable[j]: the pattern prefix seen so far matches exactly the first j parts.
+    let mut reachable = vec![false; parts.len() + 1];
+    reachable[0] = true;
+    for segment in pattern {
+        let mut next = vec![false; parts.len() + 1];
+        match segment {
+            Segment::AnyDepth => {
+                let mut seen = false;
+                for j in 0..=parts.len() {
+                    seen |= reachable[j];
+                    next[j] = seen;
+                }
             }
-            None => false,
-        },
+            other => {
+                for j in 0..parts.len() {
+                    if reachable[j] && segment_matches(other, parts[j]) {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+        }
+        reachable = next;
     }
+    reachable[parts.len()]
 }
 
 fn segment_matches(segment: &Segment, part: &str) -> bool {
@@ -218,6 +233,19 @@ mod tests {
         assert!(g.matches("/data/a.txt"));
         assert!(g.matches("/data/x/y/a.txt"));
         assert!(!g.matches("/data/x/y/a.bin"));
+    }
+
+    #[test]
+    fn many_double_stars_match_long_paths_in_linear_time() {
+        let g = glob("/data/**/**/**/**/**/**/**/**/x");
+        let long = format!("/data{}", "/a".repeat(4000));
+        let started = std::time::Instant::now();
+        assert!(!g.matches(&long));
+        assert!(g.matches(&format!("{long}/x")));
+        let g = glob("/data/**/a/**/a/**/a/**/b");
+        assert!(!g.matches(&long));
+        // Generous bound: the exponential matcher took seconds on far shorter paths.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::path::normalize_guest_path;
 use crate::size::parse_size;
 use crate::span::Span;
 
+/// Longest wall-clock budget a policy may set: one day.
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
 /// Policies larger than this are refused before parsing.
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
 
@@ -425,6 +428,17 @@ impl Validator {
             memory_bytes: self.setting_or(memory, DEFAULT_MEMORY_BYTES),
             span,
         };
+        if budgets.timeout_ms.value > MAX_TIMEOUT_MS {
+            self.error(
+                PolicyErrorKind::InvalidValue,
+                budgets.timeout_ms.span.unwrap_or(Span::UNKNOWN),
+                format!(
+                    "`budgets.timeout_ms` is {}: at most {MAX_TIMEOUT_MS} (one day) is accepted",
+                    budgets.timeout_ms.value
+                ),
+                "give the run a wall-clock budget of at most a day",
+            );
+        }
         for (name, setting) in [
             ("fuel", budgets.fuel),
             ("timeout_ms", budgets.timeout_ms),

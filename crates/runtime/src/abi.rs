@@ -189,6 +189,7 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             let Some(range) = guest_range(size, buf, len) else {
                 return Ok(fault(&mut caller, "input_read", buf, len, size));
             };
+            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
             let offset = offset as u32 as usize;
             let available = caller
                 .data()
@@ -197,6 +198,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 .saturating_sub(offset)
                 .min(range.len());
             charge(&mut caller, available as u64)?;
+            if available == 0 {
+                // Also covers an offset past the end, which must not reach the slice below.
+                return Ok(0);
+            }
             let (data, state) = mem.data_and_store_mut(&mut caller);
             data[range.start..range.start + available]
                 .copy_from_slice(&state.input[offset..offset + available]);
@@ -216,6 +221,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 let Some(range) = guest_range(size, ptr, len) else {
                     return Ok(fault(&mut caller, name, ptr, len, size));
                 };
+                // Keeps the returned count a positive i32.
+                if range.len() > MAX_IO_BYTES as usize {
+                    return Ok(ERR_INVALID);
+                }
                 charge(&mut caller, range.len() as u64)?;
                 let (data, state) = mem.data_and_store_mut(&mut caller);
                 let sink = if is_stderr {
@@ -393,8 +402,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             if port == 0 {
                 return Ok(ERR_INVALID);
             }
-            let take = range.len().min(crate::net::MAX_HOST_BYTES);
-            let host = mem.data(&caller)[range.start..range.start + take].to_vec();
+            if range.len() > crate::net::MAX_HOST_BYTES {
+                return Ok(ERR_INVALID);
+            }
+            let host = mem.data(&caller)[range].to_vec();
             charge(&mut caller, host.len() as u64)?;
             let result = caller.data_mut().broker.net_connect(&host, port);
             finish(result)

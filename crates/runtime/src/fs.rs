@@ -6,8 +6,9 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use sandbox_policy::{normalize_guest_path, FsAccess, FsRequest, Policy, Request};
 
 use crate::broker::{Broker, Check, HostError};
@@ -15,6 +16,48 @@ use crate::events::Outcome;
 
 /// Symlinks followed in one resolution before it is refused as a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Linux's `O_NONBLOCK`: a FIFO swapped in after the check must not block the host on open.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Opens the directories along `rel` one by one, following no symlink. Paths are resolved to
+/// symlink-free ones before they are decided, so a symlink met here was swapped in since the
+/// decision: the open fails closed instead of following it. Returns the parent directory and
+/// the last component (`None` for the mount root).
+fn walk_nofollow(root: &Dir, rel: &Path) -> std::io::Result<(Dir, Option<std::ffi::OsString>)> {
+    let mut parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => Some(part),
+            _ => None,
+        })
+        .collect();
+    let last = parts.pop().map(|p| p.to_owned());
+    let mut current = root.try_clone()?;
+    for part in parts {
+        current = current.open_dir_nofollow(part)?;
+    }
+    Ok((current, last))
+}
+
+fn open_file_nofollow(root: &Dir, rel: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    let (dir, last) = walk_nofollow(root, rel)?;
+    let last = last.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::IsADirectory))?;
+    let mut options = options.clone();
+    options.follow(FollowSymlinks::No).custom_flags(O_NONBLOCK);
+    let file = dir.open_with(last, &options)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    Ok(file)
+}
+
+fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
+    match walk_nofollow(root, rel)? {
+        (dir, None) => Ok(dir),
+        (dir, Some(last)) => dir.open_dir_nofollow(last),
+    }
+}
 
 /// The host folders of the policy's mounts, opened once per run.
 pub struct Mounts {
@@ -200,6 +243,8 @@ impl Broker {
         let result = match &meta {
             None => Err(HostError::NotFound),
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
+            // FIFOs and devices could block the host without a bound: regular files only.
+            Some(m) if !m.is_file() => Err(HostError::WrongKind),
             Some(_) => self.read_at(&prepared, offset, &mut buf[..available as usize]),
         };
         if let Ok(n) = result {
@@ -213,7 +258,8 @@ impl Broker {
             .effective()
             .and_then(|g| self.locate(g))
             .ok_or(HostError::NotFound)?;
-        let mut file = dir.open(rel).map_err(io_error)?;
+        let mut file =
+            open_file_nofollow(dir, &rel, OpenOptions::new().read(true)).map_err(io_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
         let mut filled = 0;
         while filled < buf.len() {
@@ -246,7 +292,7 @@ impl Broker {
             Check::Allow(event) => event,
             Check::Refuse(e) => return Err(e),
         };
-        if meta.as_ref().is_some_and(|m| m.is_dir()) {
+        if meta.as_ref().is_some_and(|m| !m.is_file()) {
             return self.finish(event, Err(HostError::WrongKind));
         }
         let result = (|| {
@@ -261,7 +307,7 @@ impl Broker {
             } else {
                 options.truncate(true);
             }
-            let mut file = dir.open_with(rel, &options).map_err(io_error)?;
+            let mut file = open_file_nofollow(dir, &rel, &options).map_err(io_error)?;
             file.write_all(data).map_err(io_error)?;
             Ok(data.len() as u64)
         })();
@@ -304,7 +350,9 @@ impl Broker {
                 .effective()
                 .and_then(|g| self.locate(g))
                 .ok_or(HostError::NotFound)?;
-            let entries = dir.read_dir(rel).map_err(io_error)?;
+            let entries = open_dir_nofollow(dir, &rel)
+                .and_then(|d| d.entries())
+                .map_err(io_error)?;
             let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -344,7 +392,11 @@ impl Broker {
             match dir.symlink_metadata(&rel) {
                 Err(_) => Err(HostError::NotFound),
                 Ok(m) if m.is_dir() => Err(HostError::WrongKind),
-                Ok(_) => dir.remove_file(&rel).map_err(io_error).map(|_| 0),
+                Ok(_) => {
+                    let (parent, last) = walk_nofollow(dir, &rel).map_err(io_error)?;
+                    let last = last.ok_or(HostError::WrongKind)?;
+                    parent.remove_file(last).map_err(io_error).map(|_| 0)
+                }
             }
         })();
         self.finish(event, result).map(|_| ())
@@ -395,5 +447,44 @@ fn failure_outcome(e: &HostError) -> Outcome {
         other => Outcome::Failed {
             error: format!("{other:?}").to_lowercase(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_never_follow_a_symlink_swapped_in_after_the_decision() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), "secret").unwrap();
+        std::fs::write(tmp.path().join("sub/plain.txt"), "plain").unwrap();
+        std::os::unix::fs::symlink("secret.txt", tmp.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("sub", tmp.path().join("dir-link")).unwrap();
+        let root = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        let read = OpenOptions::new().read(true).clone();
+        assert!(open_file_nofollow(&root, Path::new("sub/plain.txt"), &read).is_ok());
+        assert!(open_file_nofollow(&root, Path::new("link"), &read).is_err());
+        assert!(open_file_nofollow(&root, Path::new("dir-link/plain.txt"), &read).is_err());
+        assert!(open_dir_nofollow(&root, Path::new("dir-link")).is_err());
+        assert!(open_dir_nofollow(&root, Path::new("sub")).is_ok());
+        assert!(
+            open_file_nofollow(&root, Path::new("sub"), &read).is_err(),
+            "a directory is not a file"
+        );
+    }
+
+    #[test]
+    fn opening_a_fifo_neither_blocks_nor_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(tmp.path().join("fifo"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let root = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        let read = OpenOptions::new().read(true).clone();
+        assert!(open_file_nofollow(&root, Path::new("fifo"), &read).is_err());
     }
 }

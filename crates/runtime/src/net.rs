@@ -105,8 +105,10 @@ impl Broker {
 
     /// Opens a TCP connection; returns the handle.
     pub fn net_connect(&mut self, raw_host: &[u8], port: u16) -> Result<i32, HostError> {
-        let host_text =
-            String::from_utf8_lossy(&raw_host[..raw_host.len().min(MAX_HOST_BYTES)]).into_owned();
+        if raw_host.len() > MAX_HOST_BYTES {
+            return Err(HostError::Invalid);
+        }
+        let host_text = String::from_utf8_lossy(raw_host).into_owned();
         let host = normalize_host(&host_text);
         let request = |address: Option<IpAddr>| {
             Request::Net(NetRequest {
@@ -224,6 +226,7 @@ impl Broker {
             let _ = stream.set_write_timeout(Some(wait));
             stream.write_all(data)
         });
+        let timed_out = matches!(&result, Some(Err(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
         match result {
             Some(Ok(())) => {
                 self.usage.net_egress_bytes = self
@@ -245,7 +248,11 @@ impl Broker {
                         error: "send failed".into(),
                     },
                 );
-                Err(HostError::Unreachable)
+                Err(if timed_out {
+                    HostError::TimedOut
+                } else {
+                    HostError::Unreachable
+                })
             }
         }
     }

@@ -25,6 +25,8 @@ pub enum StartError {
     InvalidModule { path: String, message: String },
     #[error("plugin `{path}` imports what the sandbox does not provide: {}", .imports.join(", "))]
     UnknownImports { path: String, imports: Vec<String> },
+    #[error("plugin `{path}` imports a sandbox function with the wrong type: {message} (see docs/host-abi.md)")]
+    BadImport { path: String, message: String },
     #[error("plugin `{path}` has no exported function `{entry}` of type `() -> ()`")]
     MissingEntry { path: String, entry: String },
     #[error("policy `{policy}`: {source}")]
@@ -233,6 +235,14 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
     })?;
     let mut linker = Linker::new(engine);
     abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
+    // Resolves every import against the ABI's types now, so a wrong signature is a load
+    // error (exit 1), not a trap at instantiation.
+    let instance_pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| StartError::BadImport {
+            path: config.plugin_path.clone(),
+            message: first_line(&e.to_string()),
+        })?;
 
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
     let state = RunState {
@@ -256,7 +266,7 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
         engine,
         Duration::from_millis(policy.budgets.timeout_ms.value),
     );
-    let ended = match linker.instantiate(&mut store, &module) {
+    let ended = match instance_pre.instantiate(&mut store) {
         Err(e) => classify(&e),
         Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, &config.entry) {
             Err(e) => Ended::Trapped(first_line(&e.to_string())),

@@ -1,0 +1,4 @@
+//! The runtime crate's one integration-test binary.
+
+mod docs;
+mod net;
