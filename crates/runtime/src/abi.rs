@@ -137,6 +137,24 @@ fn fault(
     ERR_FAULT
 }
 
+/// The guest's memory and a checked range in it; a bad range is recorded and comes back as the
+/// `ERR_FAULT` to return.
+fn guest_buffer(
+    caller: &mut Ctx<'_>,
+    function: &'static str,
+    ptr: i32,
+    len: i32,
+) -> Result<(Memory, std::ops::Range<usize>), i32> {
+    let Some(mem) = memory(caller) else {
+        return Err(fault(caller, function, ptr, len, 0));
+    };
+    let size = mem.data_size(&*caller);
+    match guest_range(size, ptr, len) {
+        Some(range) => Ok((mem, range)),
+        None => Err(fault(caller, function, ptr, len, size)),
+    }
+}
+
 /// Copies a path out of guest memory (at most one byte past the longest valid path, so an
 /// overlong path is refused by `decide` without a large host allocation).
 fn read_path(
@@ -145,13 +163,7 @@ fn read_path(
     ptr: i32,
     len: i32,
 ) -> Result<Vec<u8>, i32> {
-    let Some(mem) = memory(caller) else {
-        return Err(fault(caller, function, ptr, len, 0));
-    };
-    let size = mem.data_size(&*caller);
-    let Some(range) = guest_range(size, ptr, len) else {
-        return Err(fault(caller, function, ptr, len, size));
-    };
+    let (mem, range) = guest_buffer(caller, function, ptr, len)?;
     let take = range.len().min(MAX_GUEST_PATH_BYTES + 1);
     Ok(mem.data(&*caller)[range.start..range.start + take].to_vec())
 }
@@ -182,12 +194,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         MODULE,
         "input_read",
         |mut caller: Ctx<'_>, buf: i32, len: i32, offset: i32| -> wasmtime::Result<i32> {
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "input_read", buf, len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, buf, len) else {
-                return Ok(fault(&mut caller, "input_read", buf, len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "input_read", buf, len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
             let offset = offset as u32 as usize;
@@ -214,12 +223,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             MODULE,
             name,
             move |mut caller: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-                let Some(mem) = memory(&mut caller) else {
-                    return Ok(fault(&mut caller, name, ptr, len, 0));
-                };
-                let size = mem.data_size(&caller);
-                let Some(range) = guest_range(size, ptr, len) else {
-                    return Ok(fault(&mut caller, name, ptr, len, size));
+                let (mem, range) = match guest_buffer(&mut caller, name, ptr, len) {
+                    Ok(found) => found,
+                    Err(code) => return Ok(code),
                 };
                 // Keeps the returned count a positive i32.
                 if range.len() > MAX_IO_BYTES as usize {
@@ -255,12 +261,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "fs_read", buf, buf_len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, buf, buf_len) else {
-                return Ok(fault(&mut caller, "fs_read", buf, buf_len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "fs_read", buf, buf_len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
             if offset < 0 {
@@ -290,12 +293,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "fs_write", data_ptr, data_len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, data_ptr, data_len) else {
-                return Ok(fault(&mut caller, "fs_write", data_ptr, data_len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "fs_write", data_ptr, data_len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             if flags & !WRITE_APPEND != 0 || range.len() > MAX_IO_BYTES as usize {
                 return Ok(ERR_INVALID);
@@ -317,12 +317,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "fs_stat", out, 12, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, out, 12) else {
-                return Ok(fault(&mut caller, "fs_stat", out, 12, size));
+            let (mem, range) = match guest_buffer(&mut caller, "fs_stat", out, 12) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
@@ -349,12 +346,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "fs_list", buf, buf_len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, buf, buf_len) else {
-                return Ok(fault(&mut caller, "fs_list", buf, buf_len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
@@ -389,12 +383,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         MODULE,
         "net_connect",
         |mut caller: Ctx<'_>, host_ptr: i32, host_len: i32, port: i32| -> wasmtime::Result<i32> {
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "net_connect", host_ptr, host_len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, host_ptr, host_len) else {
-                return Ok(fault(&mut caller, "net_connect", host_ptr, host_len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "net_connect", host_ptr, host_len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             let Ok(port) = u16::try_from(port) else {
                 return Ok(ERR_INVALID);
@@ -416,12 +407,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         MODULE,
         "net_send",
         |mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "net_send", ptr, len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, ptr, len) else {
-                return Ok(fault(&mut caller, "net_send", ptr, len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "net_send", ptr, len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             if range.len() > MAX_IO_BYTES as usize {
                 return Ok(ERR_INVALID);
@@ -442,12 +430,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
          len: i32,
          timeout_ms: i32|
          -> wasmtime::Result<i32> {
-            let Some(mem) = memory(&mut caller) else {
-                return Ok(fault(&mut caller, "net_recv", ptr, len, 0));
-            };
-            let size = mem.data_size(&caller);
-            let Some(range) = guest_range(size, ptr, len) else {
-                return Ok(fault(&mut caller, "net_recv", ptr, len, size));
+            let (mem, range) = match guest_buffer(&mut caller, "net_recv", ptr, len) {
+                Ok(found) => found,
+                Err(code) => return Ok(code),
             };
             let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
             let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
