@@ -39,11 +39,11 @@ pub enum HostError {
     Unreachable,
 }
 
-/// The three outcomes of a check.
-pub(crate) enum Check {
-    /// Go ahead; the index of the recorded event, to attach the outcome to.
-    Allow(Option<usize>),
-    Refuse(HostError),
+/// A request the broker let through: the decision (an allow, or a deny that audit mode
+/// relaxed) and the recorded event, to attach the outcome to.
+pub(crate) struct Allowed {
+    pub event: Option<usize>,
+    pub decision: Decision,
 }
 
 pub struct Broker {
@@ -70,8 +70,9 @@ impl Broker {
         }
     }
 
-    /// The one chokepoint: decide, record, and turn the decision into allow/refuse/trap.
-    pub(crate) fn check(&mut self, request: Request) -> Check {
+    /// The one chokepoint: decide, record, and turn the decision into one of three outcomes:
+    /// `Ok` (go ahead), `Err(Denied)` (the guest gets an error code) or `Err(DeniedTrap)`.
+    pub(crate) fn check(&mut self, request: Request) -> Result<Allowed, HostError> {
         let decision = self.policy.decide(&self.usage, &request);
         let capability = request.capability();
         let index = self.log.record(Event {
@@ -81,17 +82,20 @@ impl Broker {
             outcome: Outcome::None,
         });
         if decision.permits() {
-            return Check::Allow(index);
+            return Ok(Allowed {
+                event: index,
+                decision,
+            });
         }
         if self.policy.on_deny == OnDeny::Trap {
             self.log.set_outcome(index, Outcome::EndedRun);
-            return Check::Refuse(HostError::DeniedTrap {
+            return Err(HostError::DeniedTrap {
                 reason: decision.reason,
                 rule_id: self.policy.rule_id(decision.rule),
                 capability,
             });
         }
-        Check::Refuse(HostError::Denied(decision.reason))
+        Err(HostError::Denied(decision.reason))
     }
 
     /// Records a guest mistake that no policy could allow (bad pointer, bad handle).

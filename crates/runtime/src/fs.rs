@@ -11,7 +11,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use sandbox_policy::{normalize_guest_path, FsAccess, FsRequest, Policy, Request};
 
-use crate::broker::{Broker, Check, HostError};
+use crate::broker::{Allowed, Broker, HostError};
 use crate::events::Outcome;
 
 /// Symlinks followed in one resolution before it is refused as a loop.
@@ -194,8 +194,9 @@ impl Broker {
         }
     }
 
-    /// The mount's directory and the path relative to it, for a path `decide` allowed.
-    fn locate(&self, guest: &str) -> Option<(&Dir, PathBuf)> {
+    /// The mount's directory and the path relative to it, for the path `decide` looked at.
+    fn locate(&self, prepared: &Prepared) -> Option<(&Dir, PathBuf)> {
+        let guest = prepared.effective()?;
         let (index, mount) = self.policy.mount_for(guest)?;
         let rel = guest[mount.guest.len()..].trim_start_matches('/');
         let rel = if rel.is_empty() {
@@ -206,7 +207,12 @@ impl Broker {
         Some((&self.mounts.dirs[index], rel))
     }
 
-    fn fs_check(&mut self, op: FsAccess, prepared: &Prepared, bytes: u64) -> Check {
+    fn fs_check(
+        &mut self,
+        op: FsAccess,
+        prepared: &Prepared,
+        bytes: u64,
+    ) -> Result<Allowed, HostError> {
         self.check(Request::Fs(FsRequest {
             op,
             path: prepared.request_path.clone(),
@@ -217,8 +223,7 @@ impl Broker {
     }
 
     fn metadata_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
-        let guest = prepared.effective()?;
-        let (dir, rel) = self.locate(guest)?;
+        let (dir, rel) = self.locate(prepared)?;
         dir.metadata(rel).ok()
     }
 
@@ -236,10 +241,7 @@ impl Broker {
             Some(m) if m.is_file() => m.len().saturating_sub(offset).min(buf.len() as u64),
             _ => 0,
         };
-        let event = match self.fs_check(FsAccess::Read, &prepared, available) {
-            Check::Allow(event) => event,
-            Check::Refuse(e) => return Err(e),
-        };
+        let event = self.fs_check(FsAccess::Read, &prepared, available)?.event;
         let result = match &meta {
             None => Err(HostError::NotFound),
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
@@ -254,10 +256,7 @@ impl Broker {
     }
 
     fn read_at(&self, prepared: &Prepared, offset: u64, buf: &mut [u8]) -> Result<u64, HostError> {
-        let (dir, rel) = prepared
-            .effective()
-            .and_then(|g| self.locate(g))
-            .ok_or(HostError::NotFound)?;
+        let (dir, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
         let mut file =
             open_file_nofollow(dir, &rel, OpenOptions::new().read(true)).map_err(io_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
@@ -283,23 +282,18 @@ impl Broker {
     ) -> Result<u64, HostError> {
         let prepared = self.prepare(raw_path, true);
         let meta = self.metadata_of(&prepared);
-        if meta.is_none() {
-            if let Check::Refuse(e) = self.fs_check(FsAccess::Create, &prepared, 0) {
-                return Err(e);
-            }
-        }
-        let event = match self.fs_check(FsAccess::Write, &prepared, data.len() as u64) {
-            Check::Allow(event) => event,
-            Check::Refuse(e) => return Err(e),
+        let create_event = match meta {
+            None => Some(self.fs_check(FsAccess::Create, &prepared, 0)?.event),
+            Some(_) => None,
         };
+        let event = self
+            .fs_check(FsAccess::Write, &prepared, data.len() as u64)?
+            .event;
         if meta.as_ref().is_some_and(|m| !m.is_file()) {
             return self.finish(event, Err(HostError::WrongKind));
         }
         let result = (|| {
-            let (dir, rel) = prepared
-                .effective()
-                .and_then(|g| self.locate(g))
-                .ok_or(HostError::NotFound)?;
+            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
             let mut options = OpenOptions::new();
             options.write(true).create(true);
             if append {
@@ -314,15 +308,15 @@ impl Broker {
         if let Ok(n) = result {
             self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
         }
+        if let Some(create_event) = create_event {
+            let _ = self.finish(create_event, result.clone().map(|_| 0));
+        }
         self.finish(event, result)
     }
 
     pub fn fs_stat(&mut self, raw_path: &[u8]) -> Result<FileStat, HostError> {
         let prepared = self.prepare(raw_path, true);
-        let event = match self.fs_check(FsAccess::Stat, &prepared, 0) {
-            Check::Allow(event) => event,
-            Check::Refuse(e) => return Err(e),
-        };
+        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
         match self.metadata_of(&prepared) {
             Some(m) => {
                 self.log.set_outcome(event, Outcome::Done { bytes: 0 });
@@ -341,15 +335,9 @@ impl Broker {
     /// Lists a directory: entry names, sorted, one per line.
     pub fn fs_list(&mut self, raw_path: &[u8]) -> Result<Vec<u8>, HostError> {
         let prepared = self.prepare(raw_path, true);
-        let event = match self.fs_check(FsAccess::List, &prepared, 0) {
-            Check::Allow(event) => event,
-            Check::Refuse(e) => return Err(e),
-        };
+        let event = self.fs_check(FsAccess::List, &prepared, 0)?.event;
         let result = (|| {
-            let (dir, rel) = prepared
-                .effective()
-                .and_then(|g| self.locate(g))
-                .ok_or(HostError::NotFound)?;
+            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
             let entries = open_dir_nofollow(dir, &rel)
                 .and_then(|d| d.entries())
                 .map_err(io_error)?;
@@ -380,15 +368,9 @@ impl Broker {
     /// Deletes a file (a symlink itself, never its target).
     pub fn fs_delete(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
         let prepared = self.prepare(raw_path, false);
-        let event = match self.fs_check(FsAccess::Delete, &prepared, 0) {
-            Check::Allow(event) => event,
-            Check::Refuse(e) => return Err(e),
-        };
+        let event = self.fs_check(FsAccess::Delete, &prepared, 0)?.event;
         let result = (|| {
-            let (dir, rel) = prepared
-                .effective()
-                .and_then(|g| self.locate(g))
-                .ok_or(HostError::NotFound)?;
+            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
             match dir.symlink_metadata(&rel) {
                 Err(_) => Err(HostError::NotFound),
                 Ok(m) if m.is_dir() => Err(HostError::WrongKind),

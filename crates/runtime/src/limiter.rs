@@ -37,9 +37,30 @@ impl RunLimiter {
         }
     }
 
-    fn refuse(&mut self, hit: LimitHit) -> wasmtime::Result<bool> {
-        self.hit = Some(hit.clone());
-        Err(wasmtime::Error::new(hit))
+    /// Adds a growth to a running total, or refuses it (ending the run) past the limit.
+    fn grow(
+        &mut self,
+        resource: &'static str,
+        current: usize,
+        desired: usize,
+    ) -> wasmtime::Result<bool> {
+        let (total, limit) = match resource {
+            "memory" => (&mut self.memory_total, self.memory_limit),
+            _ => (&mut self.table_total, self.table_elements_limit),
+        };
+        let asked = total.saturating_add((desired as u64).saturating_sub(current as u64));
+        if asked > limit {
+            let hit = LimitHit {
+                resource,
+                asked,
+                limit,
+            };
+            self.hit = Some(hit.clone());
+            return Err(wasmtime::Error::new(hit));
+        }
+        *total = asked;
+        self.peak_memory = self.peak_memory.max(self.memory_total);
+        Ok(true)
     }
 }
 
@@ -50,18 +71,7 @@ impl ResourceLimiter for RunLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grow = (desired as u64).saturating_sub(current as u64);
-        let total = self.memory_total.saturating_add(grow);
-        if total > self.memory_limit {
-            return self.refuse(LimitHit {
-                resource: "memory",
-                asked: total,
-                limit: self.memory_limit,
-            });
-        }
-        self.memory_total = total;
-        self.peak_memory = self.peak_memory.max(total);
-        Ok(true)
+        self.grow("memory", current, desired)
     }
 
     fn table_growing(
@@ -70,17 +80,7 @@ impl ResourceLimiter for RunLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grow = (desired as u64).saturating_sub(current as u64);
-        let total = self.table_total.saturating_add(grow);
-        if total > self.table_elements_limit {
-            return self.refuse(LimitHit {
-                resource: "table",
-                asked: total,
-                limit: self.table_elements_limit,
-            });
-        }
-        self.table_total = total;
-        Ok(true)
+        self.grow("table", current, desired)
     }
 
     fn instances(&self) -> usize {

@@ -11,7 +11,7 @@ use sandbox_policy::{
     normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request,
 };
 
-use crate::broker::{Broker, Check, HostError};
+use crate::broker::{Allowed, Broker, HostError};
 use crate::events::Outcome;
 
 /// Longest host name accepted from a guest, in bytes.
@@ -133,19 +133,14 @@ impl Broker {
                     .any(|r| r.effect == Effect::Allow && !r.cidrs.is_empty());
                 let a_cidr_may_allow = before.reason == ReasonCode::NetHostNotAllowed && cidr_rules;
                 if !(before.permits() || a_cidr_may_allow) {
-                    return match self.check(request(None)) {
-                        Check::Refuse(e) => Err(e),
-                        Check::Allow(_) => Err(HostError::Io),
-                    };
+                    // `before` denied, so this records the same deny.
+                    return Err(self.check(request(None)).err().unwrap_or(HostError::Io));
                 }
                 self.resolve_name(&host, port)
             }
         };
         let Some(address) = address else {
-            let event = match self.check(request(None)) {
-                Check::Refuse(e) => return Err(e),
-                Check::Allow(event) => event,
-            };
+            let event = self.check(request(None))?.event;
             self.log.set_outcome(
                 event,
                 Outcome::Failed {
@@ -154,10 +149,7 @@ impl Broker {
             );
             return Err(HostError::NotFound);
         };
-        let event = match self.check(request(Some(address))) {
-            Check::Refuse(e) => return Err(e),
-            Check::Allow(event) => event,
-        };
+        let event = self.check(request(Some(address)))?.event;
         self.usage.net_connections = self.usage.net_connections.saturating_add(1);
         let wait = self.remaining().max(Duration::from_millis(1));
         let stream = match TcpStream::connect_timeout(&SocketAddr::new(address, port), wait) {
@@ -216,10 +208,7 @@ impl Broker {
         else {
             return Err(self.bad_handle("net.send", handle));
         };
-        let event = match self.check(request) {
-            Check::Refuse(e) => return Err(e),
-            Check::Allow(event) => event,
-        };
+        let event = self.check(request)?.event;
         let wait = self.remaining().max(Duration::from_millis(1));
         let result = self.connections.get(handle).map(|c| {
             let mut stream = &c.stream;
@@ -269,11 +258,7 @@ impl Broker {
         else {
             return Err(self.bad_handle("net.receive", handle));
         };
-        let decision = self.policy.decide(&self.usage, &request);
-        let event = match self.check(request) {
-            Check::Refuse(e) => return Err(e),
-            Check::Allow(event) => event,
-        };
+        let Allowed { event, decision } = self.check(request)?;
         let room = match decision.quota {
             Some(q) if decision.enforced => q.left().min(buf.len() as u64) as usize,
             _ => buf.len(),
