@@ -285,29 +285,46 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
     report
 }
 
+/// Longest text kept in an event's context; the full path is in its `request`.
+const CONTEXT_TEXT_BYTES: usize = 256;
+
+/// Context text, cut (on a character boundary) past [`CONTEXT_TEXT_BYTES`] so a plugin asking
+/// for long paths cannot multiply the report's size.
+fn clip(text: &str) -> Value {
+    if text.len() <= CONTEXT_TEXT_BYTES {
+        return text.into();
+    }
+    let mut end = CONTEXT_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
 /// What a person needs to act on an event: the path as asked and as resolved, the host path,
 /// the bytes asked and the quota left, the size a grow asked for.
 fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
     let mut c = Map::new();
     let d = &event.decision;
     if let Some(Request::Fs(r)) = &event.request {
-        c.insert("path".into(), r.path.clone().into());
-        if let Ok(normal) = sandbox_policy::normalize_guest_path(r.path.as_bytes()) {
-            if !r.not_utf8 {
-                let effective = r.resolved.clone().unwrap_or_else(|| normal.clone());
-                if normal != r.path {
-                    c.insert("normalized_path".into(), normal.into());
+        c.insert("path".into(), clip(&r.path));
+        let normal = (!r.not_utf8)
+            .then(|| sandbox_policy::normalize_guest_path(r.path.as_bytes()).ok())
+            .flatten();
+        if let Some(normal) = normal {
+            if normal != r.path {
+                c.insert("normalized_path".into(), clip(&normal));
+            }
+            if let Some(resolved) = &r.resolved {
+                c.insert("resolved_path".into(), clip(resolved));
+            }
+            if let (Some(mount), true) = (d.mount, d.permits()) {
+                if let Some(m) = broker.policy.filesystem.mounts.get(mount) {
+                    c.insert("mount".into(), m.guest.clone().into());
                 }
-                if let Some(resolved) = &r.resolved {
-                    c.insert("resolved_path".into(), resolved.clone().into());
-                }
-                if let (Some(mount), true) = (d.mount, d.permits()) {
-                    if let Some(m) = broker.policy.filesystem.mounts.get(mount) {
-                        c.insert("mount".into(), m.guest.clone().into());
-                    }
-                    if let Some(host) = broker.host_path_of(&effective) {
-                        c.insert("host_path".into(), host.display().to_string().into());
-                    }
+                let effective = r.resolved.as_deref().unwrap_or(&normal);
+                if let Some(host) = broker.host_path_of(effective) {
+                    c.insert("host_path".into(), clip(&host.display().to_string()));
                 }
             }
         }
@@ -316,7 +333,7 @@ fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
         }
     }
     if let Some(Request::Net(r)) = &event.request {
-        c.insert("host".into(), r.host.clone().into());
+        c.insert("host".into(), clip(&r.host));
         c.insert("port".into(), r.port.into());
         if let Some(a) = r.address {
             c.insert("address".into(), a.to_string().into());
@@ -477,4 +494,29 @@ pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
         return Err(VerifyError::DigestMismatch);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_context_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("/data/a"), Value::from("/data/a"));
+        let long = format!("/{}", "é".repeat(300));
+        let clipped = clip(&long);
+        let text = clipped.as_str().unwrap();
+        assert!(text.len() < CONTEXT_TEXT_BYTES + 32, "{}", text.len());
+        assert!(text.ends_with(&format!("… ({} bytes)", long.len())));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value: Value =
+            serde_json::from_str(r#"{"b":{"d":1,"c":[{"z":1,"y":2}]},"a":"x"}"#).unwrap();
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":"x","b":{"c":[{"y":2,"z":1}],"d":1}}"#
+        );
+    }
 }
