@@ -52,6 +52,13 @@ impl Sandbox {
         std::fs::write(path, text).unwrap();
     }
 
+    /// Writes a copy of the demo policy with one piece of text replaced.
+    fn demo_variant(&self, rel: &str, from: &str, to: &str) {
+        let demo = std::fs::read_to_string(self.path(DEMO)).unwrap();
+        assert!(demo.contains(from), "`{from}` is not in the demo policy");
+        self.write(rel, &demo.replace(from, to));
+    }
+
     fn cli(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
             .args(args)
@@ -391,11 +398,7 @@ fn symlinks_and_dotdot_cannot_leave_the_mount() {
 #[test]
 fn audit_mode_logs_rule_denies_without_enforcing_them() {
     let sb = Sandbox::new();
-    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
-    sb.write(
-        "policies/audit.yaml",
-        &demo.replace("mode: enforce", "mode: audit"),
-    );
+    sb.demo_variant("policies/audit.yaml", "mode: enforce", "mode: audit");
     let (code, report, _) = sb.run("policies/audit.yaml", DENY_HEAVY, &[]);
     assert_eq!(code, 0);
     let events = report["events"].as_array().unwrap();
@@ -434,11 +437,7 @@ fn audit_mode_logs_rule_denies_without_enforcing_them() {
 #[test]
 fn on_deny_trap_ends_the_run_at_the_first_deny() {
     let sb = Sandbox::new();
-    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
-    sb.write(
-        "policies/trap.yaml",
-        &demo.replace("on_deny: error", "on_deny: trap"),
-    );
+    sb.demo_variant("policies/trap.yaml", "on_deny: error", "on_deny: trap");
     let (code, report, _) = sb.run("policies/trap.yaml", DENY_HEAVY, &[]);
     assert_eq!(code, 3);
     assert_eq!(report["outcome"]["status"], "trapped");
@@ -459,10 +458,10 @@ fn on_deny_trap_ends_the_run_at_the_first_deny() {
 #[test]
 fn the_event_log_is_bounded_and_counts_what_it_did_not_record() {
     let sb = Sandbox::new();
-    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
-    sb.write(
+    sb.demo_variant(
         "policies/small-log.yaml",
-        &demo.replace("max_events: 10000", "max_events: 5"),
+        "max_events: 10000",
+        "max_events: 5",
     );
     let (_, report, _) = sb.run("policies/small-log.yaml", DENY_HEAVY, &[]);
     assert_eq!(report["events"].as_array().unwrap().len(), 5);
@@ -831,10 +830,10 @@ fn echo_once() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
 fn net_client_talks_to_the_allowed_echo_server_and_is_denied_a_forbidden_host() {
     let sb = Sandbox::new();
     let (port, server) = echo_once();
-    let demo = std::fs::read_to_string(sb.path(DEMO)).unwrap();
-    sb.write(
+    sb.demo_variant(
         "policies/net.yaml",
-        &demo.replace("ports: [7000]", &format!("ports: [{port}]")),
+        "ports: [7000]",
+        &format!("ports: [{port}]"),
     );
     std::fs::write(sb.path("port.bin"), port.to_le_bytes()).unwrap();
     let (code, report, _) = sb.run(

@@ -77,6 +77,13 @@ fn broker(network_yaml: &str) -> Broker {
     )
 }
 
+/// A broker whose policy allows 127.0.0.1 on `port` by CIDR, with optional extra YAML lines.
+fn lan(port: u16, extra: &str) -> Broker {
+    broker(&format!(
+        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{port}] }}]\n{extra}"
+    ))
+}
+
 fn last_reason(b: &Broker) -> ReasonCode {
     b.log().events().last().unwrap().decision.reason
 }
@@ -98,10 +105,7 @@ fn round_trip(b: &mut Broker, handle: i32, message: &[u8]) -> Vec<u8> {
 #[test]
 fn allowed_round_trip_counts_exact_bytes() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n",
-        server.port
-    ));
+    let mut b = lan(server.port, "");
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     assert_eq!(round_trip(&mut b, h, b"hello, echo"), b"hello, echo");
     assert_eq!(b.net_close(h), Ok(()));
@@ -135,10 +139,7 @@ fn denied_by_host_before_any_lookup() {
 #[test]
 fn denied_by_port() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n",
-        server.port
-    ));
+    let mut b = lan(server.port, "");
     let other = if server.port == 65535 {
         65534
     } else {
@@ -153,10 +154,10 @@ fn denied_by_port() {
 #[test]
 fn denied_by_connection_quota() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n  quotas: {{ connections: 1, egress_bytes: 1KiB }}\n",
-        server.port
-    ));
+    let mut b = lan(
+        server.port,
+        "  quotas: { connections: 1, egress_bytes: 1KiB }\n",
+    );
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     b.net_close(h).unwrap();
     assert_eq!(
@@ -168,10 +169,10 @@ fn denied_by_connection_quota() {
 #[test]
 fn a_send_past_the_egress_quota_is_refused_whole() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n  quotas: {{ connections: 4, egress_bytes: 8 }}\n",
-        server.port
-    ));
+    let mut b = lan(
+        server.port,
+        "  quotas: { connections: 4, egress_bytes: 8 }\n",
+    );
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     assert_eq!(round_trip(&mut b, h, b"12345"), b"12345");
     assert_eq!(
@@ -200,10 +201,10 @@ fn a_send_past_the_egress_quota_is_refused_whole() {
 #[test]
 fn receives_are_capped_at_the_ingress_quota() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n  quotas: {{ connections: 1, egress_bytes: 1KiB, ingress_bytes: 3 }}\n",
-        server.port
-    ));
+    let mut b = lan(
+        server.port,
+        "  quotas: { connections: 1, egress_bytes: 1KiB, ingress_bytes: 3 }\n",
+    );
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     b.net_send(h, b"abcdef").unwrap();
     let mut buf = [0u8; 16];
@@ -221,10 +222,7 @@ fn receives_are_capped_at_the_ingress_quota() {
 #[test]
 fn a_receive_with_nothing_to_read_times_out() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n",
-        server.port
-    ));
+    let mut b = lan(server.port, "");
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     let mut buf = [0u8; 4];
     assert_eq!(
@@ -292,10 +290,7 @@ fn ip_literals_in_every_form_are_recognised_as_loopback() {
 #[test]
 fn closed_and_forged_handles_are_refused() {
     let server = EchoServer::start();
-    let mut b = broker(&format!(
-        "  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{}] }}]\n",
-        server.port
-    ));
+    let mut b = lan(server.port, "");
     let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
     b.net_close(h).unwrap();
     let invalid = Err(HostError::Denied(ReasonCode::HandleInvalid));
