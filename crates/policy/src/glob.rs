@@ -77,13 +77,26 @@ impl GlobPattern {
     }
 
     /// Matches a normalised absolute guest path.
+    /// Segments before the first `**` match one to one and a final `**` takes the rest, with
+    /// no allocation: that covers the common `/dir/**` and `/dir/*.log` forms on the
+    /// host-call path. Only a `**` followed by more segments needs the general matcher.
     pub fn matches(&self, path: &str) -> bool {
         let rest = path.strip_prefix('/').unwrap_or(path);
-        let mut parts: Vec<&str> = Vec::new();
-        if !rest.is_empty() {
-            parts.extend(rest.split('/'));
+        let mut parts = rest.split('/').filter(|p| !p.is_empty());
+        for (index, segment) in self.segments.iter().enumerate() {
+            if *segment == Segment::AnyDepth {
+                if index + 1 == self.segments.len() {
+                    return true;
+                }
+                let remaining: Vec<&str> = parts.collect();
+                return match_segments(&self.segments[index..], &remaining);
+            }
+            match parts.next() {
+                Some(part) if segment_matches(segment, part) => {}
+                _ => return false,
+            }
         }
-        match_segments(&self.segments, &parts)
+        parts.next().is_none()
     }
 
     /// The literal directory prefix before the first wildcard, e.g. `/data/logs` for
