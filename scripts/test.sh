@@ -6,14 +6,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain components"
+step "toolchain components and the wasm32-wasip1 target (the Rust guests)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-wasip1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path examples/guests/Cargo.toml -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --manifest-path examples/guests/Cargo.toml --target wasm32-wasip1 --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked

@@ -49,6 +49,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         plugin_bytes,
         entry: args.entry.clone(),
         input,
+        args: args.args.clone(),
     })?;
     let json = to_json(&output.report, args.pretty)?;
     if let Some(path) = &args.report_file {

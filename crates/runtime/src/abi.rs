@@ -79,7 +79,7 @@ pub fn error_code(error: &HostError) -> i32 {
         },
         HostError::NotFound => ERR_NOT_FOUND,
         HostError::WrongKind => ERR_WRONG_KIND,
-        HostError::Io => ERR_IO,
+        HostError::Io | HostError::Exists | HostError::NotEmpty => ERR_IO,
         HostError::Invalid => ERR_INVALID,
         HostError::Fault => ERR_FAULT,
         HostError::TimedOut => ERR_TIMED_OUT,
@@ -107,7 +107,11 @@ pub fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<us
 /// Charges fuel for a host call that copies `bytes`; running out ends the run as
 /// `fuel_exhausted`, exactly as if Wasm code had used it.
 fn charge(caller: &mut Ctx<'_>, bytes: u64) -> wasmtime::Result<()> {
-    let cost = HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES;
+    burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)
+}
+
+/// Takes `cost` units of fuel, or ends the run as `fuel_exhausted` when less is left.
+pub(crate) fn burn_fuel(caller: &mut Ctx<'_>, cost: u64) -> wasmtime::Result<()> {
     let fuel = caller.get_fuel()?;
     if fuel < cost {
         caller.set_fuel(0)?;

@@ -29,6 +29,10 @@ pub enum HostError {
     WrongKind,
     /// Allowed, but the host operation failed.
     Io,
+    /// Allowed, but the file or directory to create already exists.
+    Exists,
+    /// Allowed, but the directory to remove is not empty.
+    NotEmpty,
     /// Arguments the host cannot act on (bad flags, oversized buffers).
     Invalid,
     /// Pointer or length outside guest memory.

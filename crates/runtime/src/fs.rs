@@ -24,7 +24,10 @@ const O_NONBLOCK: i32 = 0o4000;
 /// symlink-free ones before they are decided, so a symlink met here was swapped in since the
 /// decision: the open fails closed instead of following it. Returns the parent directory and
 /// the last component (`None` for the mount root).
-fn walk_nofollow(root: &Dir, rel: &Path) -> std::io::Result<(Dir, Option<std::ffi::OsString>)> {
+pub(crate) fn walk_nofollow(
+    root: &Dir,
+    rel: &Path,
+) -> std::io::Result<(Dir, Option<std::ffi::OsString>)> {
     let mut parts: Vec<&std::ffi::OsStr> = rel
         .components()
         .filter_map(|c| match c {
@@ -40,7 +43,11 @@ fn walk_nofollow(root: &Dir, rel: &Path) -> std::io::Result<(Dir, Option<std::ff
     Ok((current, last))
 }
 
-fn open_file_nofollow(root: &Dir, rel: &Path, options: &OpenOptions) -> std::io::Result<File> {
+pub(crate) fn open_file_nofollow(
+    root: &Dir,
+    rel: &Path,
+    options: &OpenOptions,
+) -> std::io::Result<File> {
     let (dir, last) = walk_nofollow(root, rel)?;
     let last = last.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::IsADirectory))?;
     let mut options = options.clone();
@@ -52,7 +59,7 @@ fn open_file_nofollow(root: &Dir, rel: &Path, options: &OpenOptions) -> std::io:
     Ok(file)
 }
 
-fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
+pub(crate) fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
     match walk_nofollow(root, rel)? {
         (dir, None) => Ok(dir),
         (dir, Some(last)) => dir.open_dir_nofollow(last),
@@ -61,7 +68,7 @@ fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
 
 /// The host folders of the policy's mounts, opened once per run.
 pub struct Mounts {
-    dirs: Vec<Dir>,
+    pub(crate) dirs: Vec<Dir>,
 }
 
 /// Why a run cannot start with this policy's mounts.
@@ -99,23 +106,23 @@ pub struct FileStat {
 }
 
 /// A guest path after normalisation and resolution beneath its mount.
-struct Prepared {
-    request_path: String,
-    not_utf8: bool,
+pub(crate) struct Prepared {
+    pub(crate) request_path: String,
+    pub(crate) not_utf8: bool,
     /// Normalised path; `None` when the path is invalid.
-    normalized: Option<String>,
+    pub(crate) normalized: Option<String>,
     /// The path after following symlinks, when it differs from `normalized`.
-    resolved: Option<String>,
+    pub(crate) resolved: Option<String>,
 }
 
 impl Prepared {
-    fn effective(&self) -> Option<&str> {
+    pub(crate) fn effective(&self) -> Option<&str> {
         self.resolved.as_deref().or(self.normalized.as_deref())
     }
 }
 
 impl Broker {
-    fn prepare(&self, raw: &[u8], follow_last: bool) -> Prepared {
+    pub(crate) fn prepare(&self, raw: &[u8], follow_last: bool) -> Prepared {
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (s.to_owned(), false),
             Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
@@ -195,7 +202,7 @@ impl Broker {
     }
 
     /// The mount's directory and the path relative to it, for the path `decide` looked at.
-    fn locate(&self, prepared: &Prepared) -> Option<(&Dir, PathBuf)> {
+    pub(crate) fn locate(&self, prepared: &Prepared) -> Option<(&Dir, PathBuf)> {
         let guest = prepared.effective()?;
         let (index, mount) = self.policy.mount_for(guest)?;
         let rel = guest[mount.guest.len()..].trim_start_matches('/');
@@ -207,7 +214,7 @@ impl Broker {
         Some((&self.mounts.dirs[index], rel))
     }
 
-    fn fs_check(
+    pub(crate) fn fs_check(
         &mut self,
         op: FsAccess,
         prepared: &Prepared,
@@ -385,7 +392,7 @@ impl Broker {
     }
 
     /// Records the outcome of an allowed operation.
-    fn finish(
+    pub(crate) fn finish(
         &mut self,
         event: Option<usize>,
         result: Result<u64, HostError>,
@@ -410,17 +417,19 @@ impl Broker {
     }
 }
 
-fn io_error(e: std::io::Error) -> HostError {
+pub(crate) fn io_error(e: std::io::Error) -> HostError {
     match e.kind() {
         std::io::ErrorKind::NotFound => HostError::NotFound,
         std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => {
             HostError::WrongKind
         }
+        std::io::ErrorKind::AlreadyExists => HostError::Exists,
+        std::io::ErrorKind::DirectoryNotEmpty => HostError::NotEmpty,
         _ => HostError::Io,
     }
 }
 
-fn failure_outcome(e: &HostError) -> Outcome {
+pub(crate) fn failure_outcome(e: &HostError) -> Outcome {
     match e {
         HostError::NotFound => Outcome::NotFound,
         HostError::WrongKind => Outcome::Failed {

@@ -6,10 +6,12 @@ mod abi;
 mod broker;
 pub mod events;
 mod fs;
+mod fs_open;
 mod limiter;
 mod net;
 pub mod report;
 mod run;
+mod wasi;
 
 pub use abi::{
     ERR_BAD_HANDLE, ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND, ERR_QUOTA,
@@ -23,4 +25,7 @@ pub use net::{MAX_HOST_BYTES, MAX_OPEN_CONNECTIONS};
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
 pub use run::{
     engine, load_module, run, run_with_engine, Capture, DenyTrap, RunConfig, RunOutput, StartError,
+};
+pub use wasi::{
+    errno as wasi_errno, GuestExit, FUNCTIONS as WASI_FUNCTIONS, MODULE as WASI_MODULE,
 };

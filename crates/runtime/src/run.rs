@@ -15,6 +15,7 @@ use crate::events::Outcome;
 use crate::fs::{MountError, Mounts};
 use crate::limiter::{LimitHit, RunLimiter};
 use crate::report::{self, Report, Status};
+use crate::wasi::{self, GuestExit, WasiState};
 
 /// Why a run could not start (exit code 1). No report exists for these.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,7 @@ pub struct RunState {
     pub(crate) input: Vec<u8>,
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
+    pub(crate) wasi: WasiState,
 }
 
 /// What to run, and the names the report records.
@@ -93,7 +95,11 @@ pub struct RunConfig {
     pub plugin_bytes: Vec<u8>,
     /// Exported function to call; `_start` by default.
     pub entry: String,
+    /// The guest's stdin (WASI) and `input_read` data (native ABI).
     pub input: Vec<u8>,
+    /// The guest's argv after the program name (WASI); the program name is the plugin's
+    /// file name, never a host path.
+    pub args: Vec<String>,
 }
 
 /// A finished run: the report, and the guest's raw stdout and stderr.
@@ -148,6 +154,7 @@ impl Drop for Deadline {
 /// How a call ended.
 enum Ended {
     Completed,
+    Exited(i32),
     Trapped(String),
     FuelExhausted,
     Timeout,
@@ -157,6 +164,9 @@ enum Ended {
 fn classify(error: &wasmtime::Error) -> Ended {
     if let Some(hit) = error.downcast_ref::<LimitHit>() {
         return Ended::MemoryLimit(hit.clone());
+    }
+    if let Some(GuestExit(code)) = error.downcast_ref::<GuestExit>() {
+        return Ended::Exited(*code);
     }
     if let Some(deny) = error.downcast_ref::<DenyTrap>() {
         return Ended::Trapped(deny.to_string());
@@ -188,7 +198,7 @@ pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartE
         })?;
     let unknown: Vec<String> = module
         .imports()
-        .filter(|i| !(i.module() == abi::MODULE && abi::FUNCTIONS.contains(&i.name())))
+        .filter(|i| !provides(i.module(), i.name()))
         .map(|i| format!("`{}::{}`", i.module(), i.name()))
         .collect();
     if !unknown.is_empty() {
@@ -206,6 +216,12 @@ pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartE
     }
 }
 
+/// True for the imports the sandbox defines: the `sandbox` ABI and WASI preview 1.
+fn provides(module: &str, name: &str) -> bool {
+    (module == abi::MODULE && abi::FUNCTIONS.contains(&name))
+        || (module == wasi::MODULE && wasi::FUNCTIONS.contains(&name))
+}
+
 fn describe_compile_error(error: &wasmtime::Error) -> String {
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {
@@ -218,6 +234,14 @@ fn describe_compile_error(error: &wasmtime::Error) -> String {
     } else {
         text
     }
+}
+
+/// argv[0]: the plugin's file name, so no host folder leaks into the guest.
+fn program_name(plugin_path: &str) -> String {
+    std::path::Path::new(plugin_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned())
 }
 
 /// Runs a plugin under a policy. Returns `Err` only when the run could not start.
@@ -235,6 +259,7 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
     })?;
     let mut linker = Linker::new(engine);
     abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
+    wasi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
     // Resolves every import against the ABI's types now, so a wrong signature is a load
     // error (exit 1), not a trap at instantiation.
     let instance_pre = linker
@@ -245,8 +270,17 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
         })?;
 
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
+    let broker = Broker::new(Arc::clone(&policy), mounts, Instant::now() + timeout);
+    let wasi = WasiState::new(
+        &policy,
+        &broker,
+        &program_name(&config.plugin_path),
+        &config.args,
+    )
+    .map_err(|e| StartError::Engine(format!("cannot open the mounts for WASI: {e}")))?;
     let state = RunState {
-        broker: Broker::new(Arc::clone(&policy), mounts, Instant::now() + timeout),
+        broker,
+        wasi,
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
         input: config.input.clone(),
         stdout: Capture::new(policy.stdio.stdout_bytes.value),
@@ -282,8 +316,16 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
     let fuel_left = store.get_fuel().unwrap_or(0);
     let fuel_consumed = fuel_limit.saturating_sub(fuel_left);
     let state = store.data_mut();
+    let mut exit_code = None;
     let (status, message) = match ended {
         Ended::Completed => (Status::Completed, "the plugin completed".to_owned()),
+        Ended::Exited(code) => {
+            exit_code = Some(code);
+            (
+                Status::Completed,
+                format!("the plugin exited with code {code}"),
+            )
+        }
         Ended::Trapped(message) => {
             state.broker.record_budget(
                 "run",
@@ -345,7 +387,7 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
     let report = report::build(report::ReportInput {
         status,
         message,
-        exit_code: None,
+        exit_code,
         config: &config,
         broker: &state.broker,
         fuel_consumed,

@@ -11,9 +11,10 @@ use sandbox_policy::{
     parse_policy, FsAccess, FsRequest, NetAccess, NetRequest, Policy, ReasonCode, Request, Usage,
 };
 use sandbox_runtime::{
-    run, Report, RunConfig, Status, ABI_FUNCTIONS, ABI_MODULE, ERR_BAD_HANDLE, ERR_DENIED,
-    ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND, ERR_QUOTA, ERR_READ_ONLY, ERR_WRONG_KIND,
-    MAX_HOST_BYTES, MAX_IO_BYTES, MAX_OPEN_CONNECTIONS, WRITE_APPEND,
+    run, wasi_errno, Report, RunConfig, Status, ABI_FUNCTIONS, ABI_MODULE, ERR_BAD_HANDLE,
+    ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND, ERR_QUOTA, ERR_READ_ONLY,
+    ERR_WRONG_KIND, MAX_HOST_BYTES, MAX_IO_BYTES, MAX_OPEN_CONNECTIONS, WASI_FUNCTIONS,
+    WASI_MODULE, WRITE_APPEND,
 };
 
 /// The error codes the crate exports, to check the source scan below against.
@@ -114,6 +115,7 @@ fn run_wat(policy: &str, wat: &str) -> Report {
         plugin_bytes: wat.as_bytes().to_vec(),
         entry: "_start".into(),
         input: Vec::new(),
+        args: Vec::new(),
     })
     .unwrap_or_else(|e| panic!("run did not start: {e}\n{wat}"));
     output.report
@@ -250,6 +252,7 @@ fn documented_import_types_instantiate() {
         plugin_bytes: module_importing(&wrong).into_bytes(),
         entry: "_start".into(),
         input: Vec::new(),
+        args: Vec::new(),
     });
     assert!(
         matches!(started, Err(sandbox_runtime::StartError::BadImport { .. })),
@@ -450,6 +453,10 @@ fn every_rule_id_and_its_reason_codes_are_documented() {
             r#"(func (export "_start") (loop $l (br $l)))"#,
         ),
         (
+            "version: 1\nfilesystem:\n  mounts: [{ guest: /m, host: ., mode: ro }]\n  rules: [{ id: r, effect: allow, ops: [list], paths: [\"/m/**\"] }]\nlimits: { open_files: 1 }\n",
+            r#"(import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32))) (memory (export "memory") 1) (data (i32.const 0) ".") (func (export "_start") (drop (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8))) (drop (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8))))"#,
+        ),
+        (
             "version: 1\nbudgets: { memory_bytes: 128KiB }\n",
             r#"(memory (export "memory") 1) (func (export "_start") (loop $l (drop (memory.grow (i32.const 1))) (br $l)))"#,
         ),
@@ -498,4 +505,58 @@ fn every_rule_id_and_its_reason_codes_are_documented() {
         used_builtins, documented,
         "built-in rule ids documented but never produced, or the reverse"
     );
+}
+
+#[test]
+fn every_wasi_function_is_documented_and_every_documented_one_exists() {
+    let text = doc("host-abi.md");
+    let documented: BTreeSet<String> = table(&text, "wasi function")
+        .iter()
+        .map(|row| {
+            code(&row[0])
+                .unwrap_or_else(|| panic!("wasi function cell not in backticks: {row:?}"))
+                .to_owned()
+        })
+        .collect();
+    let defined: BTreeSet<String> = WASI_FUNCTIONS.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        documented, defined,
+        "host-abi.md's WASI table and wasi.rs differ"
+    );
+    assert_eq!(WASI_MODULE, "wasi_snapshot_preview1");
+}
+
+#[test]
+fn every_documented_wasi_errno_has_its_exact_value() {
+    let text = doc("host-abi.md");
+    let known: BTreeMap<&str, u16> = [
+        ("ACCES", wasi_errno::ACCES),
+        ("NOTCAPABLE", wasi_errno::NOTCAPABLE),
+        ("DQUOT", wasi_errno::DQUOT),
+        ("ROFS", wasi_errno::ROFS),
+        ("INVAL", wasi_errno::INVAL),
+        ("MFILE", wasi_errno::MFILE),
+        ("FAULT", wasi_errno::FAULT),
+        ("NOENT", wasi_errno::NOENT),
+        ("EXIST", wasi_errno::EXIST),
+        ("ISDIR", wasi_errno::ISDIR),
+        ("NOTDIR", wasi_errno::NOTDIR),
+        ("NOTEMPTY", wasi_errno::NOTEMPTY),
+        ("BADF", wasi_errno::BADF),
+        ("NOTSUP", wasi_errno::NOTSUP),
+        ("IO", wasi_errno::IO),
+    ]
+    .into_iter()
+    .collect();
+    let rows = table(&text, "cause");
+    assert_eq!(
+        rows.len(),
+        known.len(),
+        "one row per errno the front end returns"
+    );
+    for row in rows {
+        let name = code(&row[1]).unwrap_or_else(|| panic!("errno not in backticks: {row:?}"));
+        let value: u16 = row[2].parse().unwrap();
+        assert_eq!(known.get(name), Some(&value), "{row:?}");
+    }
 }

@@ -1,0 +1,470 @@
+//! File and directory handles for front ends that keep files open (WASI preview 1). Opening
+//! is decided like any path operation; every read, write and size change on an open handle is
+//! decided again (with its bytes, for the quotas) against the path it was opened by, so a
+//! handle carries no authority beyond what the policy grants each call.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use cap_std::fs::{Dir, MetadataExt, OpenOptions};
+use sandbox_policy::{FsAccess, FsRequest, Request};
+
+use crate::broker::{Broker, HostError};
+use crate::fs::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Prepared};
+
+/// The path a handle was opened by, as decided: what the guest asked and what it resolved to.
+#[derive(Debug, Clone)]
+pub(crate) struct DecidedPath {
+    request_path: String,
+    resolved: Option<String>,
+}
+
+impl DecidedPath {
+    fn request(&self, op: FsAccess, bytes: u64) -> Request {
+        Request::Fs(FsRequest {
+            op,
+            path: self.request_path.clone(),
+            not_utf8: false,
+            resolved: self.resolved.clone(),
+            bytes,
+        })
+    }
+}
+
+/// An open regular file.
+#[derive(Debug)]
+pub(crate) struct GuestFile {
+    file: std::fs::File,
+    path: DecidedPath,
+    pub readable: bool,
+    pub writable: bool,
+    pub append: bool,
+}
+
+/// An open directory; relative paths are taken from its guest path.
+#[derive(Debug)]
+pub(crate) struct GuestDir {
+    dir: Dir,
+    /// Normalised and resolved guest path, e.g. `/data/sub`.
+    pub guest: String,
+}
+
+pub(crate) enum Opened {
+    File(GuestFile),
+    Dir(GuestDir),
+}
+
+/// What a guest asks for when it opens a path.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenSpec {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub exclusive: bool,
+    pub truncate: bool,
+    pub directory: bool,
+    pub append: bool,
+    /// Follow a symlink in the last component (beneath the mount, as every resolution).
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// File metadata as front ends report it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stat {
+    pub kind: FileKind,
+    pub size: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub atime_ns: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+fn nanos(secs: i64, nsecs: i64) -> u64 {
+    u64::try_from(secs)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(nsecs).unwrap_or(0))
+}
+
+impl Stat {
+    fn of(meta: &cap_std::fs::Metadata) -> Stat {
+        let file_type = meta.file_type();
+        let kind = if file_type.is_symlink() {
+            FileKind::Symlink
+        } else if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_file() {
+            FileKind::Regular
+        } else {
+            FileKind::Other
+        };
+        Stat {
+            kind,
+            size: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            nlink: meta.nlink(),
+            atime_ns: nanos(meta.atime(), meta.atime_nsec()),
+            mtime_ns: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// One directory entry as front ends list it.
+#[derive(Debug, Clone)]
+pub(crate) struct DirEntry {
+    pub name: Vec<u8>,
+    pub kind: FileKind,
+    pub ino: u64,
+}
+
+impl Broker {
+    /// The root of mount `index`, handed to the guest as a preopened directory. Handing it out
+    /// grants nothing: every operation beneath it is decided on its own.
+    pub(crate) fn preopen(&self, index: usize) -> std::io::Result<GuestDir> {
+        Ok(GuestDir {
+            dir: self.mounts.dirs[index].try_clone()?,
+            guest: self.policy.filesystem.mounts[index].guest.clone(),
+        })
+    }
+
+    fn lstat_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
+        let (dir, rel) = self.locate(prepared)?;
+        dir.symlink_metadata(rel).ok()
+    }
+
+    /// Opens a file or directory. Each access the open implies is decided first: `create`
+    /// for a new file, `read` and `write` as asked, and truncation counts as a write.
+    pub(crate) fn open(&mut self, raw_path: &[u8], spec: OpenSpec) -> Result<Opened, HostError> {
+        let prepared = self.prepare(raw_path, spec.follow);
+        let meta = self.lstat_of(&prepared);
+        let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
+        if spec.directory || (is_dir && !spec.write && !spec.truncate && !spec.create) {
+            let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
+            let result = match &meta {
+                None => Err(HostError::NotFound),
+                Some(m) if !m.is_dir() => Err(HostError::WrongKind),
+                Some(_) => self.open_dir_at(&prepared),
+            };
+            return match result {
+                Ok(dir) => {
+                    let _ = self.finish(event, Ok(0));
+                    Ok(Opened::Dir(dir))
+                }
+                Err(e) => Err(self.finish(event, Err(e)).unwrap_err()),
+            };
+        }
+
+        let mut events = Vec::with_capacity(3);
+        if meta.is_none() && spec.create {
+            events.push(self.fs_check(FsAccess::Create, &prepared, 0)?.event);
+        }
+        if spec.read {
+            events.push(self.fs_check(FsAccess::Read, &prepared, 0)?.event);
+        }
+        if spec.write || spec.truncate {
+            events.push(self.fs_check(FsAccess::Write, &prepared, 0)?.event);
+        }
+        if events.is_empty() {
+            events.push(self.fs_check(FsAccess::Stat, &prepared, 0)?.event);
+        }
+        let result = match &meta {
+            Some(_) if spec.create && spec.exclusive => Err(HostError::Exists),
+            None if !spec.create => Err(HostError::NotFound),
+            Some(m) if m.is_dir() => Err(HostError::WrongKind),
+            // FIFOs, devices and symlinks (when not following) are never opened.
+            Some(m) if !m.is_file() => Err(HostError::WrongKind),
+            _ => self.open_file_at(&prepared, spec),
+        };
+        for event in events {
+            let _ = self.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
+        }
+        result.map(Opened::File)
+    }
+
+    fn open_dir_at(&self, prepared: &Prepared) -> Result<GuestDir, HostError> {
+        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+        let dir = open_dir_nofollow(root, &rel).map_err(io_error)?;
+        let guest = prepared.effective().unwrap_or("/").to_owned();
+        Ok(GuestDir { dir, guest })
+    }
+
+    fn open_file_at(&self, prepared: &Prepared, spec: OpenSpec) -> Result<GuestFile, HostError> {
+        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+        let mut options = OpenOptions::new();
+        options
+            .read(spec.read)
+            .write(spec.write || spec.truncate || spec.append)
+            .append(spec.append)
+            .truncate(spec.truncate)
+            .create(spec.create);
+        if spec.create && spec.exclusive {
+            options.create_new(true);
+        }
+        let file = open_file_nofollow(root, &rel, &options).map_err(io_error)?;
+        Ok(GuestFile {
+            file: file.into_std(),
+            path: DecidedPath {
+                request_path: prepared.request_path.clone(),
+                resolved: prepared.resolved.clone(),
+            },
+            readable: spec.read,
+            writable: spec.write || spec.truncate || spec.append,
+            append: spec.append,
+        })
+    }
+
+    /// Reads from an open file, at `offset` or at its position. Decided on the bytes the
+    /// read would return, so a read that would cross the quota is refused whole.
+    pub(crate) fn file_read(
+        &mut self,
+        file: &mut GuestFile,
+        offset: Option<u64>,
+        buf: &mut [u8],
+    ) -> Result<u64, HostError> {
+        let size = file.file.metadata().map_err(io_error)?.len();
+        let position = match offset {
+            Some(at) => at,
+            None => file.file.stream_position().map_err(io_error)?,
+        };
+        let available = size.saturating_sub(position).min(buf.len() as u64);
+        let event = self
+            .check(file.path.request(FsAccess::Read, available))?
+            .event;
+        let buf = &mut buf[..available as usize];
+        let mut filled = 0;
+        let result = loop {
+            if filled == buf.len() {
+                break Ok(filled as u64);
+            }
+            let read = match offset {
+                Some(at) => file.file.read_at(&mut buf[filled..], at + filled as u64),
+                None => file.file.read(&mut buf[filled..]),
+            };
+            match read {
+                Ok(0) => break Ok(filled as u64),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(io_error(e)),
+            }
+        };
+        if let Ok(n) = result {
+            self.usage.fs_read_bytes = self.usage.fs_read_bytes.saturating_add(n);
+        }
+        self.finish(event, result)
+    }
+
+    /// Writes to an open file, at `offset` or at its position (the end, in append mode).
+    pub(crate) fn file_write(
+        &mut self,
+        file: &mut GuestFile,
+        offset: Option<u64>,
+        data: &[u8],
+    ) -> Result<u64, HostError> {
+        let event = self
+            .check(file.path.request(FsAccess::Write, data.len() as u64))?
+            .event;
+        let result = match offset {
+            Some(at) => file.file.write_all_at(data, at),
+            None => file.file.write_all(data),
+        }
+        .map(|()| data.len() as u64)
+        .map_err(io_error);
+        if let Ok(n) = result {
+            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+        }
+        self.finish(event, result)
+    }
+
+    /// Sets an open file's size. Growth counts as bytes written; shrinking is a write of none.
+    pub(crate) fn file_set_size(
+        &mut self,
+        file: &mut GuestFile,
+        size: u64,
+    ) -> Result<(), HostError> {
+        let current = file.file.metadata().map_err(io_error)?.len();
+        let growth = size.saturating_sub(current);
+        let event = self
+            .check(file.path.request(FsAccess::Write, growth))?
+            .event;
+        let result = file.file.set_len(size).map(|()| growth).map_err(io_error);
+        if let Ok(n) = result {
+            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+        }
+        self.finish(event, result).map(|_| ())
+    }
+
+    pub(crate) fn file_seek(
+        &mut self,
+        file: &mut GuestFile,
+        to: SeekFrom,
+    ) -> Result<u64, HostError> {
+        file.file.seek(to).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => HostError::Invalid,
+            _ => io_error(e),
+        })
+    }
+
+    pub(crate) fn file_sync(&mut self, file: &GuestFile) -> Result<(), HostError> {
+        file.file.sync_all().map_err(io_error)
+    }
+
+    /// Metadata of an open file: the open was decided, so this is not decided again.
+    pub(crate) fn file_stat(&self, file: &GuestFile) -> Result<Stat, HostError> {
+        let meta = file.file.metadata().map_err(io_error)?;
+        Ok(Stat::of(&cap_std::fs::Metadata::from_just_metadata(meta)))
+    }
+
+    pub(crate) fn dir_stat(&self, dir: &GuestDir) -> Result<Stat, HostError> {
+        Ok(Stat::of(&dir.dir.dir_metadata().map_err(io_error)?))
+    }
+
+    /// Lists an open directory, sorted by name, `.` and `..` first; decided as `list`.
+    pub(crate) fn dir_list(&mut self, dir: &GuestDir) -> Result<Vec<DirEntry>, HostError> {
+        let prepared = self.prepare(dir.guest.as_bytes(), true);
+        let event = self.fs_check(FsAccess::List, &prepared, 0)?.event;
+        let result = (|| {
+            let this = dir.dir.dir_metadata().map_err(io_error)?;
+            let mut entries: Vec<DirEntry> = dir
+                .dir
+                .entries()
+                .map_err(io_error)?
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let kind = match e.file_type() {
+                        Ok(t) if t.is_symlink() => FileKind::Symlink,
+                        Ok(t) if t.is_dir() => FileKind::Directory,
+                        Ok(t) if t.is_file() => FileKind::Regular,
+                        _ => FileKind::Other,
+                    };
+                    DirEntry {
+                        name: e.file_name().into_encoded_bytes(),
+                        kind,
+                        ino: e.metadata().map(|m| m.ino()).unwrap_or(0),
+                    }
+                })
+                .collect();
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut all = Vec::with_capacity(entries.len() + 2);
+            for name in [&b"."[..], &b".."[..]] {
+                all.push(DirEntry {
+                    name: name.to_vec(),
+                    kind: FileKind::Directory,
+                    ino: this.ino(),
+                });
+            }
+            all.extend(entries);
+            Ok(all)
+        })();
+        let bytes = result
+            .as_ref()
+            .map(|e| e.len() as u64)
+            .map_err(Clone::clone);
+        let _ = self.finish(event, bytes);
+        result
+    }
+
+    /// Metadata of a path, decided as `stat`.
+    pub(crate) fn path_stat(&mut self, raw_path: &[u8], follow: bool) -> Result<Stat, HostError> {
+        let prepared = self.prepare(raw_path, follow);
+        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
+        let result = self.lstat_of(&prepared).ok_or(HostError::NotFound);
+        let _ = self.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
+        result.map(|m| Stat::of(&m))
+    }
+
+    /// Creates a directory, decided as `create`.
+    pub(crate) fn make_dir(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
+        let prepared = self.prepare(raw_path, false);
+        let event = self.fs_check(FsAccess::Create, &prepared, 0)?.event;
+        let result = self.in_parent(&prepared, |parent, name| parent.create_dir(name));
+        self.finish(event, result).map(|_| ())
+    }
+
+    /// Removes an empty directory, decided as `delete`.
+    pub(crate) fn remove_dir(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
+        let prepared = self.prepare(raw_path, false);
+        let event = self.fs_check(FsAccess::Delete, &prepared, 0)?.event;
+        let result = self.in_parent(&prepared, |parent, name| parent.remove_dir(name));
+        self.finish(event, result).map(|_| ())
+    }
+
+    /// Renames a file or directory; decided as `rename` on both the old and the new path.
+    pub(crate) fn rename(&mut self, raw_from: &[u8], raw_to: &[u8]) -> Result<(), HostError> {
+        let from = self.prepare(raw_from, false);
+        let to = self.prepare(raw_to, false);
+        let from_event = self.fs_check(FsAccess::Rename, &from, 0)?.event;
+        let to_event = self.fs_check(FsAccess::Rename, &to, 0)?.event;
+        let result = (|| {
+            let (from_root, from_rel) = self.locate(&from).ok_or(HostError::NotFound)?;
+            let (to_root, to_rel) = self.locate(&to).ok_or(HostError::NotFound)?;
+            let (from_dir, from_name) = walk_nofollow(from_root, &from_rel).map_err(io_error)?;
+            let (to_dir, to_name) = walk_nofollow(to_root, &to_rel).map_err(io_error)?;
+            let (Some(from_name), Some(to_name)) = (from_name, to_name) else {
+                // A mount root cannot be renamed, nor replaced.
+                return Err(HostError::Invalid);
+            };
+            from_dir
+                .rename(&from_name, &to_dir, &to_name)
+                .map(|()| 0)
+                .map_err(io_error)
+        })();
+        let _ = self.finish(from_event, result.clone());
+        self.finish(to_event, result).map(|_| ())
+    }
+
+    /// Creates a symlink, decided as `symlink` on the link's path. Absolute targets are
+    /// refused: a host process following the link later would read them as host paths.
+    pub(crate) fn make_symlink(&mut self, target: &[u8], raw_link: &[u8]) -> Result<(), HostError> {
+        let prepared = self.prepare(raw_link, false);
+        let event = self.fs_check(FsAccess::Symlink, &prepared, 0)?.event;
+        let result = match std::str::from_utf8(target) {
+            Ok(t) if !t.is_empty() && !t.starts_with('/') && !t.contains('\0') => {
+                self.in_parent(&prepared, |parent, name| parent.symlink(t, name))
+            }
+            _ => Err(HostError::Invalid),
+        };
+        self.finish(event, result).map(|_| ())
+    }
+
+    /// The contents of a symlink, decided as `stat`.
+    pub(crate) fn read_symlink(&mut self, raw_path: &[u8]) -> Result<Vec<u8>, HostError> {
+        let prepared = self.prepare(raw_path, false);
+        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
+        let mut contents = Vec::new();
+        let result = self.in_parent(&prepared, |parent, name| {
+            contents = parent
+                .read_link_contents(name)?
+                .into_os_string()
+                .into_encoded_bytes();
+            Ok(())
+        });
+        self.finish(event, result.map(|_| contents.len() as u64))
+            .map(|_| contents)
+    }
+
+    /// Runs `op` on the parent directory of a path and its last component, opened without
+    /// following symlinks.
+    fn in_parent(
+        &self,
+        prepared: &Prepared,
+        op: impl FnOnce(&Dir, &std::ffi::OsStr) -> std::io::Result<()>,
+    ) -> Result<u64, HostError> {
+        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+        let (parent, name) = walk_nofollow(root, &rel).map_err(io_error)?;
+        // The mount root itself has no parent inside the mount.
+        let name = name.ok_or(HostError::Invalid)?;
+        op(&parent, &name).map(|()| 0).map_err(io_error)
+    }
+}

@@ -1,0 +1,1362 @@
+//! The WASI preview 1 front end (`wasi_snapshot_preview1`), documented in `docs/host-abi.md`.
+//! wasmtime-wasi has no per-operation hook, so the calls are ours: an fd table whose preopens
+//! are the policy's mounts, and every file operation handed to the broker, decided and logged
+//! exactly like the native ABI. A deny is an errno (`EACCES`, `ENOTCAPABLE`, `EDQUOT`, ...),
+//! never a trap unless the policy says `on_deny: trap`. stdio is captured, args and env come
+//! from the command line and the policy, and with `deterministic: true` clocks and randomness
+//! are virtual.
+
+use std::io::SeekFrom;
+use std::time::{Duration, Instant, SystemTime};
+
+use sandbox_policy::{Policy, ReasonCode};
+use wasmtime::{Caller, Extern, Linker};
+
+use crate::abi::burn_fuel;
+use crate::broker::{Broker, HostError};
+use crate::events::Outcome;
+use crate::fs_open::{FileKind, GuestDir, GuestFile, OpenSpec, Opened, Stat};
+use crate::run::{DenyTrap, RunState};
+
+/// The import module name.
+pub const MODULE: &str = "wasi_snapshot_preview1";
+
+/// Every preview 1 import; those the sandbox does not grant (sockets, hard links, setting
+/// times) return `ENOTSUP` without touching the host.
+pub const FUNCTIONS: &[&str] = &[
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "proc_exit",
+    "proc_raise",
+    "sched_yield",
+    "random_get",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
+];
+
+/// WASI preview 1 errno values.
+pub mod errno {
+    pub const SUCCESS: u16 = 0;
+    pub const ACCES: u16 = 2;
+    pub const BADF: u16 = 8;
+    pub const DQUOT: u16 = 19;
+    pub const EXIST: u16 = 20;
+    pub const FAULT: u16 = 21;
+    pub const HOSTUNREACH: u16 = 23;
+    pub const INVAL: u16 = 28;
+    pub const IO: u16 = 29;
+    pub const ISDIR: u16 = 31;
+    pub const MFILE: u16 = 33;
+    pub const NOENT: u16 = 44;
+    pub const NOSYS: u16 = 52;
+    pub const NOTDIR: u16 = 54;
+    pub const NOTEMPTY: u16 = 55;
+    pub const NOTSUP: u16 = 58;
+    pub const ROFS: u16 = 69;
+    pub const SPIPE: u16 = 70;
+    pub const TIMEDOUT: u16 = 73;
+    pub const NOTCAPABLE: u16 = 76;
+}
+
+const FILETYPE_UNKNOWN: u8 = 0;
+const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+const FILETYPE_DIRECTORY: u8 = 3;
+const FILETYPE_REGULAR_FILE: u8 = 4;
+const FILETYPE_SYMBOLIC_LINK: u8 = 7;
+
+const RIGHT_FD_READ: u64 = 1 << 1;
+const RIGHT_FD_WRITE: u64 = 1 << 6;
+const RIGHTS_ALL: u64 = (1 << 29) - 1;
+
+const OFLAG_CREAT: i32 = 1;
+const OFLAG_DIRECTORY: i32 = 2;
+const OFLAG_EXCL: i32 = 4;
+const OFLAG_TRUNC: i32 = 8;
+const FDFLAG_APPEND: i32 = 1;
+const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
+
+/// Most bytes one read or write moves when the guest passes several buffers; one buffer is
+/// read or written in place, up to the native ABI's limit.
+const GATHER_BYTES: usize = 64 << 10;
+/// Most subscriptions one `poll_oneoff` takes.
+const MAX_SUBSCRIPTIONS: u32 = 4096;
+
+/// The virtual clock: nanoseconds per unit of fuel, and the wall-clock time it starts at
+/// (2000-01-01T00:00:00Z).
+const VIRTUAL_NS_PER_FUEL: u64 = 1;
+const VIRTUAL_EPOCH_NS: u64 = 946_684_800 * 1_000_000_000;
+/// The seed of the deterministic random stream.
+const VIRTUAL_RANDOM_SEED: u64 = 0x5eed_5a4d_b0c5_0001;
+
+/// The guest called `proc_exit`: a normal end of the run, with the guest's exit code.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the plugin exited with code {0}")]
+pub struct GuestExit(pub i32);
+
+enum Fd {
+    Stdin,
+    Stdout,
+    Stderr,
+    Dir {
+        dir: GuestDir,
+        /// The guest path announced by `fd_prestat_dir_name`, for the mounts' roots.
+        preopen: Option<String>,
+    },
+    File(GuestFile),
+}
+
+enum Clock {
+    Real { started: Instant },
+    Virtual { slept_ns: u64 },
+}
+
+/// SplitMix64: a small, well-mixed stream for the deterministic mode (not for secrets; the
+/// guest asked for reproducible runs).
+struct SeededRandom(u64);
+
+impl SeededRandom {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// The guest's WASI view: its fd table, argv, environment, clocks and randomness.
+pub(crate) struct WasiState {
+    fds: Vec<Option<Fd>>,
+    args: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    clock: Clock,
+    random: Option<SeededRandom>,
+    stdin_position: usize,
+    /// Files and directories the guest opened (preopens and stdio not counted).
+    open_files: u64,
+    open_files_limit: u64,
+    fuel_limit: u64,
+    /// Fuel used so far, set at the start of each call (the virtual clock reads it).
+    fuel_used: u64,
+    /// Bytes copied by the current call, charged as fuel when it returns.
+    copied: u64,
+}
+
+impl WasiState {
+    /// Stdio on fds 0–2, then one preopened directory per mount, in the policy's order.
+    pub(crate) fn new(
+        policy: &Policy,
+        broker: &Broker,
+        program: &str,
+        args: &[String],
+    ) -> std::io::Result<WasiState> {
+        let mut fds = vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr)];
+        for (index, mount) in policy.filesystem.mounts.iter().enumerate() {
+            fds.push(Some(Fd::Dir {
+                dir: broker.preopen(index)?,
+                preopen: Some(mount.guest.clone()),
+            }));
+        }
+        let args = std::iter::once(program)
+            .chain(args.iter().map(String::as_str))
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        let env = policy
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}").into_bytes())
+            .collect();
+        let (clock, random) = if policy.deterministic {
+            (
+                Clock::Virtual { slept_ns: 0 },
+                Some(SeededRandom(VIRTUAL_RANDOM_SEED)),
+            )
+        } else {
+            (
+                Clock::Real {
+                    started: Instant::now(),
+                },
+                None,
+            )
+        };
+        Ok(WasiState {
+            fds,
+            args,
+            env,
+            clock,
+            random,
+            stdin_position: 0,
+            open_files: 0,
+            open_files_limit: policy.limits.open_files.value,
+            fuel_limit: policy.budgets.fuel.value,
+            fuel_used: 0,
+            copied: 0,
+        })
+    }
+
+    fn now(&self, clock_id: i32) -> Option<u64> {
+        match (&self.clock, clock_id) {
+            (Clock::Virtual { slept_ns }, 0) => Some(
+                VIRTUAL_EPOCH_NS
+                    .saturating_add(self.fuel_used.saturating_mul(VIRTUAL_NS_PER_FUEL))
+                    .saturating_add(*slept_ns),
+            ),
+            (Clock::Virtual { slept_ns }, 1..=3) => Some(
+                self.fuel_used
+                    .saturating_mul(VIRTUAL_NS_PER_FUEL)
+                    .saturating_add(*slept_ns),
+            ),
+            (Clock::Real { .. }, 0) => Some(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                    .unwrap_or(0),
+            ),
+            (Clock::Real { started }, 1..=3) => {
+                Some(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX))
+            }
+            _ => None,
+        }
+    }
+
+    fn deterministic(&self) -> bool {
+        matches!(self.clock, Clock::Virtual { .. })
+    }
+
+    fn insert(&mut self, fd: Fd) -> u32 {
+        let slot = self.fds.iter().skip(3).position(Option::is_none);
+        match slot {
+            Some(i) => {
+                self.fds[i + 3] = Some(fd);
+                (i + 3) as u32
+            }
+            None => {
+                self.fds.push(Some(fd));
+                (self.fds.len() - 1) as u32
+            }
+        }
+    }
+
+    fn get(&mut self, fd: i32) -> Result<&mut Fd, Fail> {
+        self.fds
+            .get_mut(fd as u32 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Fail::Errno(errno::BADF))
+    }
+
+    /// Removes an fd from the table, keeping the count of guest-opened files.
+    fn take(&mut self, fd: i32) -> Result<Fd, Fail> {
+        let entry = self
+            .fds
+            .get_mut(fd as u32 as usize)
+            .and_then(Option::take)
+            .ok_or(Fail::Errno(errno::BADF))?;
+        if counts_as_open(&entry) {
+            self.open_files -= 1;
+        }
+        Ok(entry)
+    }
+}
+
+fn counts_as_open(fd: &Fd) -> bool {
+    matches!(fd, Fd::File(_) | Fd::Dir { preopen: None, .. })
+}
+
+/// Why a call did not succeed.
+enum Fail {
+    Errno(u16),
+    /// A pointer or length outside guest memory: recorded, and `EFAULT` to the guest.
+    Fault {
+        ptr: u32,
+        len: u32,
+    },
+    /// Ends the run: `on_deny: trap`, or `proc_exit`.
+    Trap(wasmtime::Error),
+}
+
+type WasiResult<T = ()> = Result<T, Fail>;
+
+fn errno_of(error: &HostError) -> u16 {
+    match error {
+        HostError::Denied(reason) | HostError::DeniedTrap { reason, .. } => match reason {
+            ReasonCode::FsPathOutsideMounts => errno::NOTCAPABLE,
+            ReasonCode::FsReadQuotaExceeded
+            | ReasonCode::FsWriteQuotaExceeded
+            | ReasonCode::NetEgressQuotaExceeded
+            | ReasonCode::NetIngressQuotaExceeded
+            | ReasonCode::NetConnectionQuotaExceeded => errno::DQUOT,
+            ReasonCode::FsReadOnlyMount => errno::ROFS,
+            ReasonCode::FsPathInvalid => errno::INVAL,
+            ReasonCode::FsOpenFilesExceeded => errno::MFILE,
+            ReasonCode::HandleInvalid => errno::BADF,
+            _ => errno::ACCES,
+        },
+        HostError::NotFound => errno::NOENT,
+        HostError::WrongKind => errno::ISDIR,
+        HostError::Io => errno::IO,
+        HostError::Exists => errno::EXIST,
+        HostError::NotEmpty => errno::NOTEMPTY,
+        HostError::Invalid => errno::INVAL,
+        HostError::Fault => errno::FAULT,
+        HostError::TimedOut => errno::TIMEDOUT,
+        HostError::Unreachable => errno::HOSTUNREACH,
+    }
+}
+
+impl From<HostError> for Fail {
+    fn from(error: HostError) -> Fail {
+        match error {
+            HostError::DeniedTrap {
+                reason,
+                rule_id,
+                capability,
+            } => Fail::Trap(wasmtime::Error::new(DenyTrap {
+                reason,
+                rule_id,
+                capability,
+            })),
+            other => Fail::Errno(errno_of(&other)),
+        }
+    }
+}
+
+/// Guest memory with bounds-checked, little-endian access.
+struct Mem<'a>(&'a mut [u8]);
+
+impl Mem<'_> {
+    fn range(&self, ptr: i32, len: u32) -> WasiResult<std::ops::Range<usize>> {
+        let start = ptr as u32 as usize;
+        let end = start.checked_add(len as usize);
+        match end {
+            Some(end) if end <= self.0.len() => Ok(start..end),
+            _ => Err(Fail::Fault {
+                ptr: ptr as u32,
+                len,
+            }),
+        }
+    }
+
+    fn slice(&self, ptr: i32, len: u32) -> WasiResult<&[u8]> {
+        let range = self.range(ptr, len)?;
+        Ok(&self.0[range])
+    }
+
+    fn slice_mut(&mut self, ptr: i32, len: u32) -> WasiResult<&mut [u8]> {
+        let range = self.range(ptr, len)?;
+        Ok(&mut self.0[range])
+    }
+
+    fn u32_at(&self, ptr: i32) -> WasiResult<u32> {
+        let bytes = self.slice(ptr, 4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn u64_at(&self, ptr: i32) -> WasiResult<u64> {
+        let bytes = self.slice(ptr, 8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn put(&mut self, ptr: i32, bytes: &[u8]) -> WasiResult {
+        self.slice_mut(ptr, bytes.len() as u32)?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn put_u32(&mut self, ptr: i32, value: u32) -> WasiResult {
+        self.put(ptr, &value.to_le_bytes())
+    }
+
+    fn put_u64(&mut self, ptr: i32, value: u64) -> WasiResult {
+        self.put(ptr, &value.to_le_bytes())
+    }
+
+    /// The guest's buffers (`iovec` or `ciovec` array), each bounds-checked.
+    fn buffers(&self, iovs: i32, count: i32) -> WasiResult<Vec<std::ops::Range<usize>>> {
+        let count = count as u32;
+        // Each entry is 8 bytes, so the array itself bounds the count.
+        self.range(iovs, count.saturating_mul(8))?;
+        let mut ranges = Vec::with_capacity(count.min(1024) as usize);
+        for i in 0..count {
+            let at = iovs.wrapping_add((i * 8) as i32);
+            let ptr = self.u32_at(at)? as i32;
+            let len = self.u32_at(at.wrapping_add(4))?;
+            ranges.push(self.range(ptr, len)?);
+        }
+        Ok(ranges)
+    }
+
+    /// A path argument, copied out (at most one byte past the longest valid path, so an
+    /// overlong path is refused by `decide` without a large host allocation).
+    fn path(&self, ptr: i32, len: i32) -> WasiResult<Vec<u8>> {
+        let bytes = self.slice(ptr, len as u32)?;
+        let take = bytes.len().min(sandbox_policy::MAX_GUEST_PATH_BYTES + 1);
+        Ok(bytes[..take].to_vec())
+    }
+}
+
+type Ctx<'a> = Caller<'a, RunState>;
+
+/// Runs one WASI call: charges the base fee, hands the guest's memory and the run's state to
+/// `body`, records a bad pointer, charges for the bytes copied, and returns the errno.
+fn dispatch(
+    caller: &mut Ctx<'_>,
+    function: &'static str,
+    body: impl FnOnce(&mut Mem<'_>, &mut RunState) -> WasiResult,
+) -> wasmtime::Result<i32> {
+    burn_fuel(caller, crate::abi::HOSTCALL_BASE_FUEL)?;
+    let fuel_left = caller.get_fuel()?;
+    let memory = match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    };
+    let mut empty = [0u8; 0];
+    let (bytes, state) = match memory {
+        Some(m) => m.data_and_store_mut(&mut *caller),
+        None => (&mut empty[..], caller.data_mut()),
+    };
+    state.wasi.fuel_used = state.wasi.fuel_limit.saturating_sub(fuel_left);
+    let memory_bytes = bytes.len() as u64;
+    let result = body(&mut Mem(bytes), state);
+    let copied = std::mem::take(&mut state.wasi.copied);
+    let code = match result {
+        Ok(()) => errno::SUCCESS,
+        Err(Fail::Errno(code)) => code,
+        Err(Fail::Fault { ptr, len }) => {
+            state.broker.record_fault(
+                "abi.memory",
+                ReasonCode::BadGuestPointer,
+                "host_abi",
+                Outcome::BadPointer {
+                    function,
+                    ptr: ptr.into(),
+                    len: len.into(),
+                    memory_bytes,
+                },
+            );
+            errno::FAULT
+        }
+        Err(Fail::Trap(error)) => return Err(error),
+    };
+    burn_fuel(caller, copied / 8 * crate::abi::FUEL_PER_8_BYTES)?;
+    Ok(i32::from(code))
+}
+
+/// Joins a path the guest gave relative to directory `base`. An absolute path is taken as the
+/// guest path it names, so the policy decides it like any other (outside every mount it is
+/// `FS_PATH_OUTSIDE_MOUNTS`).
+fn join(base: &str, relative: &[u8]) -> Vec<u8> {
+    if relative.first() == Some(&b'/') {
+        return relative.to_vec();
+    }
+    let mut joined = Vec::with_capacity(base.len() + 1 + relative.len());
+    joined.extend_from_slice(base.as_bytes());
+    joined.push(b'/');
+    joined.extend_from_slice(relative);
+    joined
+}
+
+/// The guest path for `path` relative to directory fd `fd`.
+fn dir_path(state: &mut RunState, fd: i32, path: &[u8]) -> WasiResult<Vec<u8>> {
+    if path.is_empty() {
+        return Err(Fail::Errno(errno::NOENT));
+    }
+    match state.wasi.get(fd)? {
+        Fd::Dir { dir, .. } => Ok(join(&dir.guest, path)),
+        _ => Err(Fail::Errno(errno::NOTDIR)),
+    }
+}
+
+fn filetype(kind: FileKind) -> u8 {
+    match kind {
+        FileKind::Regular => FILETYPE_REGULAR_FILE,
+        FileKind::Directory => FILETYPE_DIRECTORY,
+        FileKind::Symlink => FILETYPE_SYMBOLIC_LINK,
+        FileKind::Other => FILETYPE_UNKNOWN,
+    }
+}
+
+fn put_filestat(mem: &mut Mem<'_>, out: i32, stat: &Stat, deterministic: bool) -> WasiResult {
+    let mut bytes = [0u8; 64];
+    bytes[0..8].copy_from_slice(&stat.dev.to_le_bytes());
+    bytes[8..16].copy_from_slice(&stat.ino.to_le_bytes());
+    bytes[16] = filetype(stat.kind);
+    bytes[24..32].copy_from_slice(&stat.nlink.to_le_bytes());
+    bytes[32..40].copy_from_slice(&stat.size.to_le_bytes());
+    // Host timestamps would make a deterministic run's output differ run to run.
+    let times = if deterministic {
+        [VIRTUAL_EPOCH_NS; 3]
+    } else {
+        [stat.atime_ns, stat.mtime_ns, stat.ctime_ns]
+    };
+    for (i, t) in times.iter().enumerate() {
+        bytes[40 + i * 8..48 + i * 8].copy_from_slice(&t.to_le_bytes());
+    }
+    mem.put(out, &bytes)
+}
+
+fn args_sizes(list: &[Vec<u8>], mem: &mut Mem<'_>, count_out: i32, size_out: i32) -> WasiResult {
+    let size: usize = list.iter().map(|a| a.len() + 1).sum();
+    mem.put_u32(count_out, list.len() as u32)?;
+    mem.put_u32(size_out, size as u32)
+}
+
+fn args_write(list: &[Vec<u8>], mem: &mut Mem<'_>, pointers: i32, buffer: i32) -> WasiResult {
+    let mut at = buffer as u32;
+    for (i, item) in list.iter().enumerate() {
+        mem.put_u32(pointers.wrapping_add((i * 4) as i32), at)?;
+        mem.put(at as i32, item)?;
+        mem.put(at.wrapping_add(item.len() as u32) as i32, &[0])?;
+        at = at.wrapping_add(item.len() as u32 + 1);
+    }
+    Ok(())
+}
+
+fn fd_read(
+    mem: &mut Mem<'_>,
+    state: &mut RunState,
+    fd: i32,
+    iovs: i32,
+    count: i32,
+    offset: Option<u64>,
+    out: i32,
+) -> WasiResult {
+    let buffers = mem.buffers(iovs, count)?;
+    let RunState {
+        broker,
+        wasi,
+        input,
+        ..
+    } = state;
+    let entry = wasi
+        .fds
+        .get_mut(fd as u32 as usize)
+        .and_then(Option::as_mut)
+        .ok_or(Fail::Errno(errno::BADF))?;
+    // One buffer is filled in place; several share one bounded staging buffer.
+    let single = buffers.len() == 1;
+    let wanted: usize = if single {
+        buffers[0].len().min(crate::abi::MAX_IO_BYTES as usize)
+    } else {
+        buffers
+            .iter()
+            .map(|r| r.len())
+            .sum::<usize>()
+            .min(GATHER_BYTES)
+    };
+    let mut staging = Vec::new();
+    let target: &mut [u8] = if single {
+        let start = buffers[0].start;
+        &mut mem.0[start..start + wanted]
+    } else {
+        staging.resize(wanted, 0);
+        &mut staging
+    };
+    let n = match entry {
+        Fd::Stdin => {
+            if offset.is_some() {
+                return Err(Fail::Errno(errno::SPIPE));
+            }
+            let rest = input.get(wasi.stdin_position..).unwrap_or_default();
+            let n = rest.len().min(target.len());
+            target[..n].copy_from_slice(&rest[..n]);
+            wasi.stdin_position += n;
+            n
+        }
+        Fd::File(file) => {
+            if !file.readable {
+                return Err(Fail::Errno(errno::BADF));
+            }
+            broker.file_read(file, offset, target)? as usize
+        }
+        Fd::Dir { .. } => return Err(Fail::Errno(errno::ISDIR)),
+        Fd::Stdout | Fd::Stderr => return Err(Fail::Errno(errno::BADF)),
+    };
+    if !single {
+        let mut done = 0;
+        for range in &buffers {
+            if done == n {
+                break;
+            }
+            let take = range.len().min(n - done);
+            mem.0[range.start..range.start + take].copy_from_slice(&staging[done..done + take]);
+            done += take;
+        }
+    }
+    wasi.copied += n as u64;
+    mem.put_u32(out, n as u32)
+}
+
+fn fd_write(
+    mem: &mut Mem<'_>,
+    state: &mut RunState,
+    fd: i32,
+    iovs: i32,
+    count: i32,
+    offset: Option<u64>,
+    out: i32,
+) -> WasiResult {
+    let buffers = mem.buffers(iovs, count)?;
+    let data: std::borrow::Cow<'_, [u8]> = if buffers.len() == 1 {
+        let range = buffers[0].clone();
+        let end = range.start + range.len().min(crate::abi::MAX_IO_BYTES as usize);
+        std::borrow::Cow::Borrowed(&mem.0[range.start..end])
+    } else {
+        let mut gathered = Vec::new();
+        for range in &buffers {
+            let room = GATHER_BYTES - gathered.len();
+            let take = range.len().min(room);
+            gathered.extend_from_slice(&mem.0[range.start..range.start + take]);
+            if gathered.len() == GATHER_BYTES {
+                break;
+            }
+        }
+        std::borrow::Cow::Owned(gathered)
+    };
+    let RunState {
+        broker,
+        wasi,
+        stdout,
+        stderr,
+        ..
+    } = state;
+    let entry = wasi
+        .fds
+        .get_mut(fd as u32 as usize)
+        .and_then(Option::as_mut)
+        .ok_or(Fail::Errno(errno::BADF))?;
+    let n = match entry {
+        Fd::Stdout | Fd::Stderr if offset.is_some() => return Err(Fail::Errno(errno::SPIPE)),
+        // Output past the cap is dropped and marked truncated; the guest sees it written.
+        Fd::Stdout => {
+            stdout.write(&data);
+            data.len()
+        }
+        Fd::Stderr => {
+            stderr.write(&data);
+            data.len()
+        }
+        Fd::File(file) => {
+            if !file.writable {
+                return Err(Fail::Errno(errno::BADF));
+            }
+            broker.file_write(file, offset, &data)? as usize
+        }
+        Fd::Dir { .. } => return Err(Fail::Errno(errno::ISDIR)),
+        Fd::Stdin => return Err(Fail::Errno(errno::BADF)),
+    };
+    drop(data);
+    wasi.copied += n as u64;
+    mem.put_u32(out, n as u32)
+}
+
+fn fd_readdir(
+    mem: &mut Mem<'_>,
+    state: &mut RunState,
+    fd: i32,
+    buf: i32,
+    buf_len: i32,
+    cookie: u64,
+    out: i32,
+) -> WasiResult {
+    let room = mem.range(buf, buf_len as u32)?.len();
+    let RunState { broker, wasi, .. } = state;
+    let Fd::Dir { dir, .. } = wasi.get(fd)? else {
+        return Err(Fail::Errno(errno::NOTDIR));
+    };
+    let entries = broker.dir_list(dir)?;
+    let mut bytes = Vec::with_capacity(room.min(64 << 10));
+    for (index, entry) in entries.iter().enumerate().skip(cookie as usize) {
+        if bytes.len() >= room {
+            break;
+        }
+        bytes.extend_from_slice(&(index as u64 + 1).to_le_bytes());
+        bytes.extend_from_slice(&entry.ino.to_le_bytes());
+        bytes.extend_from_slice(&(entry.name.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[filetype(entry.kind), 0, 0, 0]);
+        bytes.extend_from_slice(&entry.name);
+    }
+    // A full buffer tells the guest to ask again with a larger one.
+    bytes.truncate(room);
+    wasi.copied += bytes.len() as u64;
+    mem.put(buf, &bytes)?;
+    mem.put_u32(out, bytes.len() as u32)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn path_open(
+    mem: &mut Mem<'_>,
+    state: &mut RunState,
+    fd: i32,
+    dirflags: i32,
+    path: i32,
+    path_len: i32,
+    oflags: i32,
+    rights: u64,
+    fdflags: i32,
+    out: i32,
+) -> WasiResult {
+    let path = mem.path(path, path_len)?;
+    let guest = dir_path(state, fd, &path)?;
+    let spec = OpenSpec {
+        read: rights & RIGHT_FD_READ != 0,
+        write: rights & RIGHT_FD_WRITE != 0 || fdflags & FDFLAG_APPEND != 0,
+        create: oflags & OFLAG_CREAT != 0,
+        exclusive: oflags & OFLAG_EXCL != 0,
+        truncate: oflags & OFLAG_TRUNC != 0,
+        directory: oflags & OFLAG_DIRECTORY != 0,
+        append: fdflags & FDFLAG_APPEND != 0,
+        follow: dirflags & LOOKUP_SYMLINK_FOLLOW != 0,
+    };
+    let RunState { broker, wasi, .. } = state;
+    if wasi.open_files >= wasi.open_files_limit {
+        broker.record_fault(
+            "fs.open",
+            ReasonCode::FsOpenFilesExceeded,
+            "limits.open_files",
+            Outcome::Budget {
+                limit: wasi.open_files_limit,
+                used: wasi.open_files,
+            },
+        );
+        return Err(Fail::Errno(errno::MFILE));
+    }
+    let opened = match broker.open(&guest, spec) {
+        Err(HostError::WrongKind) if spec.directory => return Err(Fail::Errno(errno::NOTDIR)),
+        other => other?,
+    };
+    let entry = match opened {
+        Opened::File(file) => Fd::File(file),
+        Opened::Dir(dir) => Fd::Dir { dir, preopen: None },
+    };
+    wasi.open_files += 1;
+    let new_fd = wasi.insert(entry);
+    mem.put_u32(out, new_fd)
+}
+
+fn poll_oneoff(
+    mem: &mut Mem<'_>,
+    state: &mut RunState,
+    subscriptions: i32,
+    events: i32,
+    count: i32,
+    out: i32,
+) -> WasiResult {
+    let count = count as u32;
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
+        return Err(Fail::Errno(errno::INVAL));
+    }
+    mem.range(subscriptions, count * 48)?;
+    mem.range(events, count * 32)?;
+    let mut ready: Vec<(u64, u8, u64)> = Vec::new();
+    let mut soonest: Option<(u64, u64)> = None;
+    for i in 0..count {
+        let at = subscriptions.wrapping_add((i * 48) as i32);
+        let userdata = mem.u64_at(at)?;
+        let tag = mem.slice(at.wrapping_add(8), 1)?[0];
+        match tag {
+            0 => {
+                let clock_id = mem.u32_at(at.wrapping_add(16))? as i32;
+                let timeout = mem.u64_at(at.wrapping_add(24))?;
+                let flags = mem.slice(at.wrapping_add(40), 2)?[0];
+                let Some(now) = state.wasi.now(clock_id) else {
+                    return Err(Fail::Errno(errno::INVAL));
+                };
+                let wait = if flags & 1 != 0 {
+                    timeout.saturating_sub(now)
+                } else {
+                    timeout
+                };
+                if soonest.is_none_or(|(w, _)| wait < w) {
+                    soonest = Some((wait, userdata));
+                }
+            }
+            // Files and stdio never block: report them ready at once.
+            1 | 2 => {
+                let fd = mem.u32_at(at.wrapping_add(16))? as i32;
+                state.wasi.get(fd)?;
+                let available = match (tag, state.wasi.get(fd)?) {
+                    (1, Fd::Stdin) => state.input.len().saturating_sub(state.wasi.stdin_position),
+                    _ => 0,
+                };
+                ready.push((userdata, tag, available as u64));
+            }
+            _ => return Err(Fail::Errno(errno::INVAL)),
+        }
+    }
+    if ready.is_empty() {
+        if let Some((wait, userdata)) = soonest {
+            sleep(state, wait);
+            ready.push((userdata, 0, 0));
+        }
+    }
+    for (i, (userdata, kind, nbytes)) in ready.iter().enumerate() {
+        let mut event = [0u8; 32];
+        event[0..8].copy_from_slice(&userdata.to_le_bytes());
+        event[10] = *kind;
+        event[16..24].copy_from_slice(&nbytes.to_le_bytes());
+        mem.put(events.wrapping_add((i * 32) as i32), &event)?;
+    }
+    mem.put_u32(out, ready.len() as u32)
+}
+
+/// Sleeps: virtually (the clock jumps), or for real but never past the run's deadline; the
+/// epoch interrupt then ends the run as soon as the guest runs again.
+fn sleep(state: &mut RunState, nanos: u64) {
+    match &mut state.wasi.clock {
+        Clock::Virtual { slept_ns } => *slept_ns = slept_ns.saturating_add(nanos),
+        Clock::Real { .. } => {
+            let left = state
+                .broker
+                .deadline
+                .saturating_duration_since(Instant::now());
+            std::thread::sleep(Duration::from_nanos(nanos).min(left));
+        }
+    }
+}
+
+macro_rules! wasi_fn {
+    ($linker:expr, $name:literal, |$mem:ident, $state:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
+        $linker.func_wrap(
+            MODULE,
+            $name,
+            |mut caller: Ctx<'_>, $($arg: $ty),*| -> wasmtime::Result<i32> {
+                dispatch(&mut caller, $name, |$mem: &mut Mem<'_>, $state: &mut RunState| $body)
+            },
+        )?;
+    };
+}
+
+/// Defines every preview 1 import on the linker.
+pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    wasi_fn!(
+        linker,
+        "args_sizes_get",
+        |mem, st, count: i32, size: i32| { args_sizes(&st.wasi.args, mem, count, size) }
+    );
+    wasi_fn!(linker, "args_get", |mem, st, pointers: i32, buffer: i32| {
+        args_write(&st.wasi.args, mem, pointers, buffer)
+    });
+    wasi_fn!(
+        linker,
+        "environ_sizes_get",
+        |mem, st, count: i32, size: i32| { args_sizes(&st.wasi.env, mem, count, size) }
+    );
+    wasi_fn!(
+        linker,
+        "environ_get",
+        |mem, st, pointers: i32, buffer: i32| { args_write(&st.wasi.env, mem, pointers, buffer) }
+    );
+    wasi_fn!(linker, "clock_res_get", |mem, st, id: i32, out: i32| {
+        st.wasi.now(id).ok_or(Fail::Errno(errno::INVAL))?;
+        mem.put_u64(out, 1)
+    });
+    wasi_fn!(
+        linker,
+        "clock_time_get",
+        |mem, st, id: i32, _precision: i64, out: i32| {
+            let now = st.wasi.now(id).ok_or(Fail::Errno(errno::INVAL))?;
+            mem.put_u64(out, now)
+        }
+    );
+    wasi_fn!(linker, "random_get", |mem, st, buf: i32, len: i32| {
+        let target = mem.slice_mut(buf, len as u32)?;
+        match &mut st.wasi.random {
+            Some(seeded) => seeded.fill(target),
+            None => getrandom::fill(target).map_err(|_| Fail::Errno(errno::IO))?,
+        }
+        st.wasi.copied += len as u32 as u64;
+        Ok(())
+    });
+    wasi_fn!(linker, "sched_yield", |_mem, _st| Ok(()));
+    wasi_fn!(linker, "proc_raise", |_mem, _st, _signal: i32| Err(
+        Fail::Errno(errno::NOSYS)
+    ));
+    linker.func_wrap(
+        MODULE,
+        "proc_exit",
+        |_caller: Ctx<'_>, code: i32| -> wasmtime::Result<()> {
+            Err(wasmtime::Error::new(GuestExit(code)))
+        },
+    )?;
+    wasi_fn!(
+        linker,
+        "poll_oneoff",
+        |mem, st, subs: i32, events: i32, count: i32, out: i32| {
+            poll_oneoff(mem, st, subs, events, count, out)
+        }
+    );
+
+    wasi_fn!(
+        linker,
+        "fd_read",
+        |mem, st, fd: i32, iovs: i32, count: i32, out: i32| {
+            fd_read(mem, st, fd, iovs, count, None, out)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_pread",
+        |mem, st, fd: i32, iovs: i32, count: i32, offset: i64, out: i32| {
+            fd_read(mem, st, fd, iovs, count, Some(offset as u64), out)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_write",
+        |mem, st, fd: i32, iovs: i32, count: i32, out: i32| {
+            fd_write(mem, st, fd, iovs, count, None, out)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_pwrite",
+        |mem, st, fd: i32, iovs: i32, count: i32, offset: i64, out: i32| {
+            fd_write(mem, st, fd, iovs, count, Some(offset as u64), out)
+        }
+    );
+    wasi_fn!(linker, "fd_close", |_mem, st, fd: i32| st
+        .wasi
+        .take(fd)
+        .map(drop));
+    wasi_fn!(linker, "fd_renumber", |_mem, st, from: i32, to: i32| {
+        st.wasi.get(to)?;
+        let entry = st.wasi.take(from)?;
+        st.wasi.take(to)?;
+        if counts_as_open(&entry) {
+            st.wasi.open_files += 1;
+        }
+        st.wasi.fds[to as u32 as usize] = Some(entry);
+        Ok(())
+    });
+    wasi_fn!(
+        linker,
+        "fd_seek",
+        |mem, st, fd: i32, offset: i64, whence: i32, out: i32| {
+            let to = match whence {
+                0 => SeekFrom::Start(u64::try_from(offset).map_err(|_| Fail::Errno(errno::INVAL))?),
+                1 => SeekFrom::Current(offset),
+                2 => SeekFrom::End(offset),
+                _ => return Err(Fail::Errno(errno::INVAL)),
+            };
+            let RunState { broker, wasi, .. } = st;
+            let position = match wasi.get(fd)? {
+                Fd::File(file) => broker.file_seek(file, to)?,
+                Fd::Dir { .. } => return Err(Fail::Errno(errno::BADF)),
+                _ => return Err(Fail::Errno(errno::SPIPE)),
+            };
+            mem.put_u64(out, position)
+        }
+    );
+    wasi_fn!(linker, "fd_tell", |mem, st, fd: i32, out: i32| {
+        let RunState { broker, wasi, .. } = st;
+        let position = match wasi.get(fd)? {
+            Fd::File(file) => broker.file_seek(file, SeekFrom::Current(0))?,
+            Fd::Dir { .. } => return Err(Fail::Errno(errno::BADF)),
+            _ => return Err(Fail::Errno(errno::SPIPE)),
+        };
+        mem.put_u64(out, position)
+    });
+    for name in ["fd_sync", "fd_datasync"] {
+        linker.func_wrap(MODULE, name, move |mut caller: Ctx<'_>, fd: i32| {
+            dispatch(&mut caller, name, |_mem, st| {
+                let RunState { broker, wasi, .. } = st;
+                match wasi.get(fd)? {
+                    Fd::File(file) => Ok(broker.file_sync(file)?),
+                    _ => Ok(()),
+                }
+            })
+        })?;
+    }
+    wasi_fn!(
+        linker,
+        "fd_advise",
+        |_mem, st, fd: i32, _offset: i64, _len: i64, _advice: i32| { st.wasi.get(fd).map(drop) }
+    );
+    // Growing a file this way would bypass nothing (it is a size change), but one path for
+    // size changes is easier to audit: `fd_filestat_set_size`.
+    wasi_fn!(
+        linker,
+        "fd_allocate",
+        |_mem, st, fd: i32, _offset: i64, _len: i64| {
+            st.wasi.get(fd)?;
+            Err(Fail::Errno(errno::NOTSUP))
+        }
+    );
+    wasi_fn!(linker, "fd_fdstat_get", |mem, st, fd: i32, out: i32| {
+        let (filetype, flags, rights, inheriting) = match st.wasi.get(fd)? {
+            Fd::Stdin => (FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_READ, 0),
+            Fd::Stdout | Fd::Stderr => (FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_WRITE, 0),
+            Fd::Dir { .. } => (FILETYPE_DIRECTORY, 0, RIGHTS_ALL, RIGHTS_ALL),
+            Fd::File(file) => {
+                let mut rights = RIGHTS_ALL;
+                if !file.readable {
+                    rights &= !RIGHT_FD_READ;
+                }
+                if !file.writable {
+                    rights &= !RIGHT_FD_WRITE;
+                }
+                let flags = if file.append { FDFLAG_APPEND as u16 } else { 0 };
+                (FILETYPE_REGULAR_FILE, flags, rights, 0)
+            }
+        };
+        let mut bytes = [0u8; 24];
+        bytes[0] = filetype;
+        bytes[2..4].copy_from_slice(&flags.to_le_bytes());
+        bytes[8..16].copy_from_slice(&rights.to_le_bytes());
+        bytes[16..24].copy_from_slice(&inheriting.to_le_bytes());
+        mem.put(out, &bytes)
+    });
+    wasi_fn!(
+        linker,
+        "fd_fdstat_set_flags",
+        |_mem, st, fd: i32, flags: i32| {
+            match st.wasi.get(fd)? {
+                Fd::File(file) if (flags & FDFLAG_APPEND != 0) == file.append => Ok(()),
+                _ => Err(Fail::Errno(errno::NOTSUP)),
+            }
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_fdstat_set_rights",
+        |_mem, st, fd: i32, _base: i64, _inheriting: i64| {
+            st.wasi.get(fd)?;
+            Err(Fail::Errno(errno::NOTSUP))
+        }
+    );
+    wasi_fn!(linker, "fd_filestat_get", |mem, st, fd: i32, out: i32| {
+        let deterministic = st.wasi.deterministic();
+        let RunState { broker, wasi, .. } = st;
+        let stat = match wasi.get(fd)? {
+            Fd::File(file) => broker.file_stat(file)?,
+            Fd::Dir { dir, .. } => broker.dir_stat(dir)?,
+            _ => Stat {
+                kind: FileKind::Other,
+                size: 0,
+                dev: 0,
+                ino: 0,
+                nlink: 1,
+                atime_ns: 0,
+                mtime_ns: 0,
+                ctime_ns: 0,
+            },
+        };
+        put_filestat(mem, out, &stat, deterministic)?;
+        if matches!(wasi.get(fd)?, Fd::Stdin | Fd::Stdout | Fd::Stderr) {
+            mem.put(out.wrapping_add(16), &[FILETYPE_CHARACTER_DEVICE])?;
+        }
+        Ok(())
+    });
+    wasi_fn!(
+        linker,
+        "fd_filestat_set_size",
+        |_mem, st, fd: i32, size: i64| {
+            let RunState { broker, wasi, .. } = st;
+            match wasi.get(fd)? {
+                Fd::File(file) if file.writable => {
+                    let size = u64::try_from(size).map_err(|_| Fail::Errno(errno::INVAL))?;
+                    Ok(broker.file_set_size(file, size)?)
+                }
+                Fd::File(_) => Err(Fail::Errno(errno::BADF)),
+                _ => Err(Fail::Errno(errno::BADF)),
+            }
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_filestat_set_times",
+        |_mem, st, fd: i32, _atim: i64, _mtim: i64, _flags: i32| {
+            st.wasi.get(fd)?;
+            Err(Fail::Errno(errno::NOTSUP))
+        }
+    );
+    wasi_fn!(linker, "fd_prestat_get", |mem, st, fd: i32, out: i32| {
+        match st.wasi.get(fd)? {
+            Fd::Dir {
+                preopen: Some(name),
+                ..
+            } => {
+                let len = name.len() as u32;
+                let mut bytes = [0u8; 8];
+                bytes[4..8].copy_from_slice(&len.to_le_bytes());
+                mem.put(out, &bytes)
+            }
+            _ => Err(Fail::Errno(errno::BADF)),
+        }
+    });
+    wasi_fn!(
+        linker,
+        "fd_prestat_dir_name",
+        |mem, st, fd: i32, buf: i32, len: i32| {
+            match st.wasi.get(fd)? {
+                Fd::Dir {
+                    preopen: Some(name),
+                    ..
+                } => {
+                    if (len as u32 as usize) < name.len() {
+                        return Err(Fail::Errno(errno::INVAL));
+                    }
+                    mem.put(buf, name.as_bytes())
+                }
+                _ => Err(Fail::Errno(errno::BADF)),
+            }
+        }
+    );
+    wasi_fn!(
+        linker,
+        "fd_readdir",
+        |mem, st, fd: i32, buf: i32, len: i32, cookie: i64, out: i32| {
+            fd_readdir(mem, st, fd, buf, len, cookie as u64, out)
+        }
+    );
+
+    wasi_fn!(
+        linker,
+        "path_open",
+        |mem,
+         st,
+         fd: i32,
+         dirflags: i32,
+         path: i32,
+         path_len: i32,
+         oflags: i32,
+         rights: i64,
+         _inheriting: i64,
+         fdflags: i32,
+         out: i32| {
+            path_open(
+                mem,
+                st,
+                fd,
+                dirflags,
+                path,
+                path_len,
+                oflags,
+                rights as u64,
+                fdflags,
+                out,
+            )
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_filestat_get",
+        |mem, st, fd: i32, flags: i32, path: i32, path_len: i32, out: i32| {
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            let stat = st
+                .broker
+                .path_stat(&guest, flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
+            put_filestat(mem, out, &stat, st.wasi.deterministic())
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_filestat_set_times",
+        |mem,
+         st,
+         fd: i32,
+         _flags: i32,
+         path: i32,
+         path_len: i32,
+         _atim: i64,
+         _mtim: i64,
+         _fst: i32| {
+            let path = mem.path(path, path_len)?;
+            dir_path(st, fd, &path)?;
+            Err(Fail::Errno(errno::NOTSUP))
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_create_directory",
+        |mem, st, fd: i32, path: i32, path_len: i32| {
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            Ok(st.broker.make_dir(&guest)?)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_remove_directory",
+        |mem, st, fd: i32, path: i32, path_len: i32| {
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            Ok(st.broker.remove_dir(&guest)?)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_unlink_file",
+        |mem, st, fd: i32, path: i32, path_len: i32| {
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            Ok(st.broker.fs_delete(&guest)?)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_rename",
+        |mem, st, fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32| {
+            let old = mem.path(old, old_len)?;
+            let new = mem.path(new, new_len)?;
+            let from = dir_path(st, fd, &old)?;
+            let to = dir_path(st, new_fd, &new)?;
+            Ok(st.broker.rename(&from, &to)?)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_symlink",
+        |mem, st, target: i32, target_len: i32, fd: i32, path: i32, path_len: i32| {
+            let target = mem.path(target, target_len)?;
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            Ok(st.broker.make_symlink(&target, &guest)?)
+        }
+    );
+    wasi_fn!(
+        linker,
+        "path_readlink",
+        |mem, st, fd: i32, path: i32, path_len: i32, buf: i32, buf_len: i32, out: i32| {
+            let path = mem.path(path, path_len)?;
+            let guest = dir_path(st, fd, &path)?;
+            let contents = st.broker.read_symlink(&guest)?;
+            let n = contents.len().min(buf_len as u32 as usize);
+            mem.put(buf, &contents[..n])?;
+            mem.put_u32(out, n as u32)
+        }
+    );
+    // Hard links would let a file on a read-only mount be written through a read-write one.
+    wasi_fn!(
+        linker,
+        "path_link",
+        |_mem,
+         _st,
+         _old_fd: i32,
+         _flags: i32,
+         _old: i32,
+         _old_len: i32,
+         _new_fd: i32,
+         _new: i32,
+         _new_len: i32| { Err(Fail::Errno(errno::NOTSUP)) }
+    );
+
+    // Network access goes through the `sandbox` module's `net_*` calls.
+    wasi_fn!(
+        linker,
+        "sock_accept",
+        |_mem, _st, _fd: i32, _flags: i32, _out: i32| { Err(Fail::Errno(errno::NOTSUP)) }
+    );
+    wasi_fn!(
+        linker,
+        "sock_recv",
+        |_mem,
+         _st,
+         _fd: i32,
+         _data: i32,
+         _len: i32,
+         _flags: i32,
+         _out_len: i32,
+         _out_flags: i32| { Err(Fail::Errno(errno::NOTSUP)) }
+    );
+    wasi_fn!(
+        linker,
+        "sock_send",
+        |_mem, _st, _fd: i32, _data: i32, _len: i32, _flags: i32, _out: i32| {
+            Err(Fail::Errno(errno::NOTSUP))
+        }
+    );
+    wasi_fn!(linker, "sock_shutdown", |_mem, _st, _fd: i32, _how: i32| {
+        Err(Fail::Errno(errno::NOTSUP))
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_random_is_reproducible_and_not_constant() {
+        let mut a = SeededRandom(VIRTUAL_RANDOM_SEED);
+        let mut b = SeededRandom(VIRTUAL_RANDOM_SEED);
+        let (mut x, mut y) = ([0u8; 37], [0u8; 37]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        assert_ne!(x[..8], x[8..16]);
+    }
+
+    #[test]
+    fn relative_paths_join_their_directory_and_absolute_ones_stand_alone() {
+        assert_eq!(join("/data", b"a/b.txt"), b"/data/a/b.txt");
+        assert_eq!(join("/data", b"../etc/passwd"), b"/data/../etc/passwd");
+        assert_eq!(join("/data", b"/etc/passwd"), b"/etc/passwd");
+    }
+
+    #[test]
+    fn guest_buffers_are_bounds_checked() {
+        let mut bytes = vec![0u8; 64];
+        // One iovec at 0: { ptr: 16, len: 8 }, and one pointing past the end.
+        bytes[0..4].copy_from_slice(&16u32.to_le_bytes());
+        bytes[4..8].copy_from_slice(&8u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&60u32.to_le_bytes());
+        bytes[12..16].copy_from_slice(&8u32.to_le_bytes());
+        let mem = Mem(&mut bytes);
+        let ranges = mem.buffers(0, 1).ok().unwrap();
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(ranges[0], 16..24);
+        assert!(matches!(
+            mem.buffers(0, 2),
+            Err(Fail::Fault { ptr: 60, len: 8 })
+        ));
+        assert!(matches!(mem.buffers(0, -1), Err(Fail::Fault { .. })));
+        assert!(matches!(mem.u64_at(60), Err(Fail::Fault { .. })));
+    }
+}
