@@ -688,3 +688,237 @@ fn a_module_importing_an_unknown_wasi_function_fails_to_load() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("`wasi_snapshot_preview1::thread_spawn`"));
 }
+
+/// A WAT module with the raw preview 1 calls the hostile cases use. Under `guests.yaml`, fd 3 is
+/// the read-write `/out` and fd 4 the read-only `/data`. `$exit_with` ends the run with a value
+/// the test reads back as the report's `exit_code`.
+fn hostile_guest(sb: &Sandbox, name: &str, data: &str, body: &str) -> String {
+    let rel = format!("{name}.wat");
+    sb.write(
+        &rel,
+        &format!(
+            r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink"
+    (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_link"
+    (func $path_link (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_rename"
+    (func $path_rename (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit_with (param i32)))
+  (memory (export "memory") 1)
+  {data}
+  (func (export "_start") {body}))"#
+        ),
+    );
+    rel
+}
+
+/// `(errno of each step)` packed two decimal digits per step, as the guests below exit.
+fn errnos(report: &Value) -> i64 {
+    report["outcome"]["exit_code"].as_i64().unwrap()
+}
+
+#[test]
+fn a_read_only_mount_opened_with_truncate_or_create_is_refused_and_unchanged() {
+    let sb = Sandbox::new();
+    // path_open on /data (fd 4): "hello.txt" with O_TRUNC, then "new.txt" with O_CREAT.
+    let plugin = hostile_guest(
+        &sb,
+        "ro_trunc",
+        r#"(data (i32.const 100) "hello.txt") (data (i32.const 120) "new.txt")"#,
+        r#"(call $exit_with (i32.add
+      (i32.mul (i32.const 100) (call $path_open (i32.const 4) (i32.const 0) (i32.const 100)
+        (i32.const 9) (i32.const 8) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0)))
+      (call $path_open (i32.const 4) (i32.const 0) (i32.const 120) (i32.const 7)
+        (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 0))))"#,
+    );
+    let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(errnos(&report), 6969, "EROFS twice");
+    let denied: Vec<(String, String, String)> = events(&report)
+        .into_iter()
+        .filter(|e| e.1 == "deny")
+        .map(|e| (e.0, e.3, e.4))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "fs.write".to_owned(),
+                "FS_READ_ONLY_MOUNT".to_owned(),
+                "/data/hello.txt".to_owned()
+            ),
+            (
+                "fs.create".to_owned(),
+                "FS_READ_ONLY_MOUNT".to_owned(),
+                "/data/new.txt".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        std::fs::read(sb.path("policies/fixtures/data/hello.txt")).unwrap(),
+        b"hello from the data mount\n"
+    );
+    assert!(!sb.path("policies/fixtures/data/new.txt").exists());
+}
+
+#[test]
+fn guest_made_symlinks_and_hard_links_cannot_reach_outside() {
+    let sb = Sandbox::new();
+    // 1: symlink /out/abs -> /etc/passwd (absolute: refused). 2: symlink /out/rel ->
+    // ../../../../etc/passwd (made, but opening it is outside every mount). 3: open /out/rel
+    // for reading. 4: hard link /data/hello.txt -> /out/h.txt (refused).
+    let plugin = hostile_guest(
+        &sb,
+        "links",
+        r#"(data (i32.const 100) "/etc/passwd") (data (i32.const 120) "abs")
+           (data (i32.const 140) "../../../../etc/passwd") (data (i32.const 170) "rel")
+           (data (i32.const 180) "hello.txt") (data (i32.const 190) "h.txt")"#,
+        r#"(local $codes i32)
+    (local.set $codes (call $path_symlink (i32.const 100) (i32.const 11) (i32.const 3) (i32.const 120) (i32.const 3)))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_symlink (i32.const 140) (i32.const 22) (i32.const 3) (i32.const 170) (i32.const 3))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_open (i32.const 3) (i32.const 1) (i32.const 170) (i32.const 3)
+        (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_link (i32.const 4) (i32.const 0) (i32.const 180) (i32.const 9) (i32.const 3) (i32.const 190) (i32.const 5))))
+    (call $exit_with (local.get $codes))"#,
+    );
+    let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
+    assert_eq!(code, 0, "{report}");
+    // EINVAL, success, ENOTCAPABLE, ENOTSUP.
+    assert_eq!(errnos(&report), 28_00_76_58);
+    let out = sb.path("policies/fixtures/out");
+    assert!(std::fs::symlink_metadata(out.join("abs")).is_err());
+    assert!(std::fs::symlink_metadata(out.join("h.txt")).is_err());
+    assert_eq!(
+        std::fs::read_link(out.join("rel")).unwrap(),
+        Path::new("../../../../etc/passwd")
+    );
+    let outside: Vec<(String, String)> = events(&report)
+        .into_iter()
+        .filter(|e| e.1 == "deny")
+        .map(|e| (e.3, e.4))
+        .collect();
+    assert_eq!(
+        outside,
+        [("FS_PATH_OUTSIDE_MOUNTS".to_owned(), "/out/rel".to_owned())]
+    );
+}
+
+#[test]
+fn renames_cannot_move_files_out_of_a_mount_or_off_a_read_only_one() {
+    let sb = Sandbox::new();
+    sb.write("policies/fixtures/out/mine.txt", "mine\n");
+    // 1: /out/mine.txt -> /out/../../escaped.txt. 2: /data/hello.txt -> /out/stolen.txt.
+    // 3: /out/mine.txt -> /data/planted.txt. 4: /out/mine.txt -> /out/renamed.txt (allowed).
+    let plugin = hostile_guest(
+        &sb,
+        "renames",
+        r#"(data (i32.const 100) "mine.txt") (data (i32.const 120) "../../escaped.txt")
+           (data (i32.const 140) "hello.txt") (data (i32.const 160) "stolen.txt")
+           (data (i32.const 180) "planted.txt") (data (i32.const 200) "renamed.txt")"#,
+        r#"(local $codes i32)
+    (local.set $codes (call $path_rename (i32.const 3) (i32.const 100) (i32.const 8) (i32.const 3) (i32.const 120) (i32.const 17)))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_rename (i32.const 4) (i32.const 140) (i32.const 9) (i32.const 3) (i32.const 160) (i32.const 10))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_rename (i32.const 3) (i32.const 100) (i32.const 8) (i32.const 4) (i32.const 180) (i32.const 11))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_rename (i32.const 3) (i32.const 100) (i32.const 8) (i32.const 3) (i32.const 200) (i32.const 11))))
+    (call $exit_with (local.get $codes))"#,
+    );
+    let before = sha256_tree(&sb.path("policies/fixtures/data"));
+    let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
+    assert_eq!(code, 0, "{report}");
+    // ENOTCAPABLE, EROFS, EROFS, success.
+    assert_eq!(errnos(&report), 76_69_69_00);
+    assert_eq!(before, sha256_tree(&sb.path("policies/fixtures/data")));
+    assert!(!sb.path("escaped.txt").exists() && !sb.path("policies/escaped.txt").exists());
+    assert!(!sb.path("policies/fixtures/out/stolen.txt").exists());
+    assert_eq!(
+        std::fs::read(sb.path("policies/fixtures/out/renamed.txt")).unwrap(),
+        b"mine\n"
+    );
+}
+
+#[test]
+fn a_symlink_swapped_in_while_the_guest_opens_in_a_loop_never_escapes() {
+    let sb = Sandbox::new();
+    let outside = sb.path("outside-secret.txt");
+    std::fs::write(&outside, "top secret\n").unwrap();
+    let data = sb.path("policies/fixtures/data");
+    std::fs::write(data.join("plain.txt"), "plain\n").unwrap();
+    // The guest opens /data/swap 3000 times; each time it reads up to 16 bytes and echoes them.
+    let plugin = hostile_guest(
+        &sb,
+        "race",
+        r#"(data (i32.const 100) "swap")"#,
+        r#"(local $i i32)
+    (loop $again
+      (if (i32.eqz (call $path_open (i32.const 4) (i32.const 1) (i32.const 100) (i32.const 4)
+            (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8)))
+        (then
+          ;; iovec at 16: { ptr 64, len 16 }; the count read lands at 32.
+          (i32.store (i32.const 16) (i32.const 64))
+          (i32.store (i32.const 20) (i32.const 16))
+          (drop (call $fd_read (i32.load (i32.const 8)) (i32.const 16) (i32.const 1) (i32.const 32)))
+          (i32.store (i32.const 20) (i32.load (i32.const 32)))
+          (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 36)))
+          (drop (call $fd_close (i32.load (i32.const 8))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 3000))))"#,
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let swap = data.join("swap");
+        // A relative link stays inside the mount; the absolute one names a host file outside.
+        let (plain, outside) = (PathBuf::from("plain.txt"), outside.clone());
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&swap);
+                let target = if flips % 2 == 0 { &plain } else { &outside };
+                let _ = std::os::unix::fs::symlink(target, &swap);
+                flips += 1;
+            }
+            flips
+        })
+    };
+    sb.demo_variant_of(
+        GUESTS_POLICY,
+        "policies/race.yaml",
+        "stdout_bytes: 64KiB",
+        "stdout_bytes: 1MiB",
+    );
+    let (code, report, _) = sb.run("policies/race.yaml", &plugin, &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = swapper.join().unwrap();
+    assert_eq!(code, 0, "{report}");
+    assert!(flips > 10, "the swapper ran ({flips} flips)");
+    let text = stdout_of(&report);
+    assert!(!text.contains("secret"), "the race escaped: {text}");
+    assert!(!report.to_string().contains("top secret"));
+    // Both states were met: reads of the plain file, and denies of the link out.
+    assert!(text.contains("plain"), "no open ever succeeded");
+    assert!(
+        events(&report)
+            .iter()
+            .any(|e| e.3 == "FS_PATH_OUTSIDE_MOUNTS"),
+        "the link out was never seen"
+    );
+    // Only `plain.txt`'s bytes were ever read.
+    assert_eq!(
+        report["usage"]["fs_read_bytes"].as_u64().unwrap() % 6,
+        0,
+        "{}",
+        report["usage"]
+    );
+}
