@@ -885,7 +885,11 @@ fn a_symlink_swapped_in_while_the_guest_opens_in_a_loop_never_escapes() {
             let mut flips = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::fs::remove_file(&swap);
-                let target = if flips % 2 == 0 { &plain } else { &outside };
+                let target = if flips.is_multiple_of(2) {
+                    &plain
+                } else {
+                    &outside
+                };
                 let _ = std::os::unix::fs::symlink(target, &swap);
                 flips += 1;
             }
