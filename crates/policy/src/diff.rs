@@ -5,6 +5,7 @@
 //! that cannot be proven harmless is listed rather than hidden.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -48,53 +49,82 @@ fn change(section: &str, rule_id: Option<&str>, message: String) -> Change {
     }
 }
 
-/// Compares two policies.
+/// Compares two policies. Mount folders are compared as written, joined to each policy's
+/// folder; [`diff_with`] lets the caller resolve them first (e.g. to canonical paths).
 pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
+    diff_with(old, new, &|path| path)
+}
+
+/// Whether a policy has an allow rule in a section: without one its quotas limit nothing.
+fn allows_fs(p: &Policy) -> bool {
+    p.filesystem.rules.iter().any(|r| r.effect == Effect::Allow)
+}
+
+fn allows_net(p: &Policy) -> bool {
+    p.network.rules.iter().any(|r| r.effect == Effect::Allow)
+}
+
+/// [`diff`], with `resolve` applied to every mount's host folder before comparing.
+pub fn diff_with(old: &Policy, new: &Policy, resolve: &dyn Fn(PathBuf) -> PathBuf) -> PolicyDiff {
     let mut d = PolicyDiff::default();
     modes(old, new, &mut d);
     budgets(old, new, &mut d);
-    mounts(old, new, &mut d);
+    mounts(old, new, resolve, &mut d);
     fs_rules(old, new, &mut d);
+    // A quota matters only where both policies let traffic through; otherwise the rule
+    // changes above already say what changed.
+    if allows_fs(old) && allows_fs(new) {
+        fs_quotas(old, new, &mut d);
+    }
+    net_rules(old, new, &mut d);
+    if allows_net(old) && allows_net(new) {
+        net_quotas(old, new, &mut d);
+    }
+    resolve_pins(old, new, &mut d);
+    stdio_env_limits(old, new, &mut d);
+    d
+}
+
+fn fs_quotas(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
     numbers(
-        &mut d,
+        d,
         "filesystem.quotas.read_bytes",
         old.filesystem.quotas.read_bytes.map(|q| q.value),
         new.filesystem.quotas.read_bytes.map(|q| q.value),
         size_words,
     );
     numbers(
-        &mut d,
+        d,
         "filesystem.quotas.write_bytes",
         old.filesystem.quotas.write_bytes.map(|q| q.value),
         new.filesystem.quotas.write_bytes.map(|q| q.value),
         size_words,
     );
-    net_rules(old, new, &mut d);
+}
+
+fn net_quotas(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
     let (oq, nq) = (&old.network.quotas, &new.network.quotas);
     numbers(
-        &mut d,
+        d,
         "network.quotas.connections",
         oq.connections.map(|q| q.value),
         nq.connections.map(|q| q.value),
         group_digits,
     );
     numbers(
-        &mut d,
+        d,
         "network.quotas.egress_bytes",
         oq.egress_bytes.map(|q| q.value),
         nq.egress_bytes.map(|q| q.value),
         size_words,
     );
     numbers(
-        &mut d,
+        d,
         "network.quotas.ingress_bytes",
         oq.ingress_bytes.map(|q| q.value),
         nq.ingress_bytes.map(|q| q.value),
         size_words,
     );
-    resolve(old, new, &mut d);
-    stdio_env_limits(old, new, &mut d);
-    d
 }
 
 fn modes(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
@@ -195,8 +225,9 @@ fn budgets(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
     );
 }
 
-fn mounts(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
-    let host = |p: &Policy, m: &crate::model::Mount| p.mount_host_path(m).display().to_string();
+fn mounts(old: &Policy, new: &Policy, resolve: &dyn Fn(PathBuf) -> PathBuf, d: &mut PolicyDiff) {
+    let host =
+        |p: &Policy, m: &crate::model::Mount| resolve(p.mount_host_path(m)).display().to_string();
     for m in &new.filesystem.mounts {
         match old.filesystem.mounts.iter().find(|o| o.guest == m.guest) {
             None => d.allows.push(change(
@@ -568,7 +599,7 @@ fn net_rules(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
     }
 }
 
-fn resolve(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
+fn resolve_pins(old: &Policy, new: &Policy, d: &mut PolicyDiff) {
     let o: BTreeMap<&str, _> = old
         .network
         .resolve
@@ -889,6 +920,27 @@ network:
         let d = diff(&base, &variant("version: 1\n", "version: 1\nmode: audit\n"));
         assert_eq!(d.allows.len(), 1);
         assert!(d.allows[0].message.contains("audit"));
+    }
+
+    #[test]
+    fn quotas_of_a_section_without_allow_rules_are_not_changes() {
+        let base = policy(BASE);
+        let no_net = policy(&BASE[..BASE.find("network:").unwrap()]);
+        let d = diff(&base, &no_net);
+        assert_eq!(
+            messages(&d.denies),
+            ["no longer allows `echo.test` on port 7000 (rule `echo` was removed or narrowed)"]
+        );
+        assert!(d.allows.is_empty(), "{:?}", d.allows);
+    }
+
+    #[test]
+    fn mount_folders_compare_as_resolved() {
+        let base = policy(BASE);
+        let moved = variant("host: ./data,", "host: ./other/../data,");
+        assert_eq!(diff(&base, &moved).allows.len(), 1);
+        let lexical = |p: PathBuf| PathBuf::from(p.display().to_string().replace("other/../", ""));
+        assert!(diff_with(&base, &moved, &lexical).is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::decide::{FsAccess, FsRequest, NetRequest, Request, Usage, Verdict};
+use crate::decide::{FsAccess, FsRequest, NetAccess, NetRequest, Request, Usage, Verdict};
 use crate::glob::GlobPattern;
 use crate::model::{Effect, FsOperation, FsOperations, OnDeny, Policy};
 use crate::net::{
@@ -67,6 +67,8 @@ pub struct ObservedEvent {
     pub rule_id: String,
     pub reason: ReasonCode,
     pub request: Option<Request>,
+    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
+    pub bytes_done: Option<u64>,
 }
 
 /// What the learn run did and used.
@@ -103,6 +105,72 @@ pub struct NotGranted {
     /// What was asked: a path, `host:port`, or empty for a guest fault.
     pub target: String,
     pub reason: String,
+}
+
+/// The most each quota had to allow at some point of the run: for every request let through,
+/// what was used before it plus what it asked (a receive needs one byte of room left, a
+/// connect one connection). More than the final usage when a request asked for more than it
+/// moved, as a write that then failed does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaNeeds {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub connections: u64,
+    pub egress_bytes: u64,
+    pub ingress_bytes: u64,
+}
+
+impl QuotaNeeds {
+    /// Walks the run's events in order, as the broker accounted them.
+    pub fn of(events: &[ObservedEvent]) -> QuotaNeeds {
+        let mut used = Usage::default();
+        let mut need = QuotaNeeds::default();
+        for event in events {
+            let permitted = event.verdict == Verdict::Allow || !event.enforced;
+            let Some(request) = event.request.as_ref().filter(|_| permitted) else {
+                continue;
+            };
+            let done = event.bytes_done.unwrap_or(0);
+            let step = |used: &mut u64, need: &mut u64, asked: u64, moved: u64| {
+                *need = (*need).max(used.saturating_add(asked));
+                *used = used.saturating_add(moved);
+            };
+            match request {
+                Request::Fs(r) => match r.op {
+                    FsAccess::Read => {
+                        step(&mut used.fs_read_bytes, &mut need.read_bytes, r.bytes, done)
+                    }
+                    FsAccess::Write => step(
+                        &mut used.fs_write_bytes,
+                        &mut need.write_bytes,
+                        r.bytes,
+                        done,
+                    ),
+                    _ => {}
+                },
+                Request::Net(r) => match r.op {
+                    NetAccess::Connect => {
+                        step(&mut used.net_connections, &mut need.connections, 1, 1)
+                    }
+                    NetAccess::Send => step(
+                        &mut used.net_egress_bytes,
+                        &mut need.egress_bytes,
+                        r.bytes,
+                        done,
+                    ),
+                    // A receive is refused only once the quota is used up, and reads at most
+                    // what is left: room for what it got, and at least one byte.
+                    NetAccess::Receive => step(
+                        &mut used.net_ingress_bytes,
+                        &mut need.ingress_bytes,
+                        done.max(1),
+                        done,
+                    ),
+                },
+            }
+        }
+        need
+    }
 }
 
 /// A learned filesystem rule.
@@ -408,12 +476,20 @@ fn fs_rules(base: &Policy, paths: &BTreeMap<String, PathGrant>) -> Vec<LearnedFs
         entry.1.push(path.clone());
         entry.2.extend(&grant.seqs);
     }
-    let mut taken = BTreeSet::new();
-    groups
+    // In the order the run first needed them, mount by mount.
+    let mut groups: Vec<(usize, Group)> = groups
         .into_iter()
         .map(|((mount, _), (ops, paths, mut seqs))| {
             seqs.sort_unstable();
             seqs.dedup();
+            (mount, (ops, paths, seqs))
+        })
+        .collect();
+    groups.sort_by_key(|(mount, (_, _, seqs))| (*mount, seqs.first().copied()));
+    let mut taken = BTreeSet::new();
+    groups
+        .into_iter()
+        .map(|(mount, (ops, paths, seqs))| {
             let place = base
                 .filesystem
                 .mounts
@@ -432,21 +508,26 @@ fn fs_rules(base: &Policy, paths: &BTreeMap<String, PathGrant>) -> Vec<LearnedFs
 
 fn net_rules(hosts: &BTreeMap<String, HostGrant>) -> Vec<LearnedNetRule> {
     let mut taken = BTreeSet::new();
-    hosts
+    let mut rules: Vec<LearnedNetRule> = hosts
         .iter()
         .map(|(host, grant)| {
             let mut seqs = grant.seqs.clone();
             seqs.sort_unstable();
             seqs.dedup();
             LearnedNetRule {
-                id: unique_id(&format!("net-{}", slug(host)), &mut taken),
+                id: String::new(),
                 host: host.clone(),
                 cidrs: grant.cidrs.iter().cloned().collect(),
                 ports: grant.ports.iter().copied().collect(),
                 seqs,
             }
         })
-        .collect()
+        .collect();
+    rules.sort_by_key(|r| r.seqs.first().copied());
+    for rule in &mut rules {
+        rule.id = unique_id(&format!("net-{}", slug(&rule.host)), &mut taken);
+    }
+    rules
 }
 
 fn join_quoted<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -505,7 +586,8 @@ fn render(
     ));
     line(&format!("deterministic: {}", base.deterministic));
 
-    let fuel = with_headroom(run.fuel_consumed, HEADROOM_PERCENT);
+    let need = QuotaNeeds::of(&run.events);
+    let fuel = with_headroom(run.fuel_consumed, HEADROOM_PERCENT).max(1);
     let memory = with_headroom(run.peak_memory_bytes, HEADROOM_PERCENT)
         .div_ceil(WASM_PAGE)
         .max(1)
@@ -610,14 +692,14 @@ fn render(
                 join_quoted(rule.paths.iter().map(String::as_str))
             ));
         }
-        let read = with_headroom(run.usage.fs_read_bytes, HEADROOM_PERCENT);
-        let write = with_headroom(run.usage.fs_write_bytes, HEADROOM_PERCENT);
+        let read = need.read_bytes.max(run.usage.fs_read_bytes);
+        let write = need.write_bytes.max(run.usage.fs_write_bytes);
         line(&format!(
-            "  quotas: {{ read_bytes: {}, write_bytes: {} }}   # used {} and {} bytes, plus {HEADROOM_PERCENT}%",
+            "  quotas: {{ read_bytes: {}, write_bytes: {} }}   # the run needed {} and {} bytes; plus {HEADROOM_PERCENT}%",
+            group_digits(with_headroom(read, HEADROOM_PERCENT)),
+            group_digits(with_headroom(write, HEADROOM_PERCENT)),
             group_digits(read),
-            group_digits(write),
-            group_digits(run.usage.fs_read_bytes),
-            group_digits(run.usage.fs_write_bytes)
+            group_digits(write)
         ));
     }
 
@@ -681,14 +763,17 @@ fn render(
             ));
         }
         let usage = &run.usage;
+        let connections = need.connections.max(usage.net_connections);
+        let egress = need.egress_bytes.max(usage.net_egress_bytes);
+        let ingress = need.ingress_bytes.max(usage.net_ingress_bytes);
         line(&format!(
-            "  quotas: {{ connections: {}, egress_bytes: {}, ingress_bytes: {} }}   # used {}, {} and {}, plus {HEADROOM_PERCENT}%",
-            group_digits(with_headroom(usage.net_connections, HEADROOM_PERCENT)),
-            group_digits(with_headroom(usage.net_egress_bytes, HEADROOM_PERCENT)),
-            group_digits(with_headroom(usage.net_ingress_bytes, HEADROOM_PERCENT)),
-            group_digits(usage.net_connections),
-            group_digits(usage.net_egress_bytes),
-            group_digits(usage.net_ingress_bytes),
+            "  quotas: {{ connections: {}, egress_bytes: {}, ingress_bytes: {} }}   # the run needed {}, {} and {}; plus {HEADROOM_PERCENT}%",
+            group_digits(with_headroom(connections, HEADROOM_PERCENT)),
+            group_digits(with_headroom(egress, HEADROOM_PERCENT)),
+            group_digits(with_headroom(ingress, HEADROOM_PERCENT)),
+            group_digits(connections),
+            group_digits(egress),
+            group_digits(ingress),
         ));
         let pins: Vec<String> = base
             .network
@@ -823,6 +908,10 @@ env: { LANG: C }
                 enforced: d.enforced,
                 rule_id: audit.rule_id(d.rule),
                 reason: d.reason,
+                bytes_done: d.permits().then_some(match &request {
+                    Request::Fs(r) => r.bytes,
+                    Request::Net(r) => r.bytes,
+                }),
                 request: Some(request),
             });
         }
@@ -992,7 +1081,9 @@ env: { LANG: C }
         assert!(learned.warnings.is_empty());
         // Quotas: used plus a quarter.
         assert!(
-            text.contains("quotas: { read_bytes: 20, write_bytes: 125 }   # used 16 and 100 bytes"),
+            text.contains(
+                "quotas: { read_bytes: 20, write_bytes: 125 }   # the run needed 16 and 100 bytes; plus 25%"
+            ),
             "{text}"
         );
         assert!(text.contains("fuel: 15_432"), "{text}");
@@ -1021,6 +1112,47 @@ env: { LANG: C }
         for line in learned.text.lines() {
             assert!(!line.starts_with("mode: audit"), "{line}");
         }
+    }
+
+    #[test]
+    fn quotas_cover_what_each_request_asked_not_only_what_moved() {
+        let base = base();
+        let mut run = observe(
+            &base,
+            vec![
+                fs(FsAccess::Write, "/out/a.log", 100),
+                fs(FsAccess::Write, "/out/b.log", 10),
+                net(NetAccess::Connect, "echo.test", 7000, Some("127.0.0.1"), 0),
+                net(
+                    NetAccess::Receive,
+                    "echo.test",
+                    7000,
+                    Some("127.0.0.1"),
+                    4096,
+                ),
+                net(
+                    NetAccess::Receive,
+                    "echo.test",
+                    7000,
+                    Some("127.0.0.1"),
+                    4096,
+                ),
+            ],
+        );
+        // The first write failed on the host: it moved nothing but asked for 100 bytes.
+        run.events[0].bytes_done = None;
+        run.events[3].bytes_done = Some(22);
+        // The peer closed: a receive of nothing still needs room to be let through.
+        run.events[4].bytes_done = Some(0);
+        run.usage.fs_write_bytes = 10;
+        run.usage.net_ingress_bytes = 22;
+        let need = QuotaNeeds::of(&run.events);
+        assert_eq!(need.write_bytes, 100);
+        assert_eq!(need.connections, 1);
+        assert_eq!(need.ingress_bytes, 23);
+        let text = learn(&base, &run, &source()).text;
+        assert!(text.contains("write_bytes: 125 }"), "{text}");
+        assert!(text.contains("ingress_bytes: 29 }"), "{text}");
     }
 
     #[test]

@@ -61,11 +61,9 @@ pub(crate) fn size_words(n: u64) -> String {
     }
 }
 
-/// `value + percent%`, rounded up, and always at least one more than `value`, so that a quota
-/// learned from a run that used nothing still lets the same calls through.
+/// `value + percent%`, rounded up.
 pub(crate) fn with_headroom(value: u64, percent: u64) -> u64 {
-    let extra = value.saturating_mul(percent).div_ceil(100).max(1);
-    value.saturating_add(extra)
+    value.saturating_add(value.saturating_mul(percent).div_ceil(100))
 }
 
 /// Seqs as short ranges: `2, 3, 5, 6, 7` → `2, 3, 5-7`.
@@ -149,8 +147,8 @@ mod tests {
     }
 
     #[test]
-    fn headroom_is_a_quarter_and_at_least_one() {
-        assert_eq!(with_headroom(0, 25), 1);
+    fn headroom_is_a_quarter_rounded_up() {
+        assert_eq!(with_headroom(0, 25), 0);
         assert_eq!(with_headroom(1, 25), 2);
         assert_eq!(with_headroom(100, 25), 125);
         assert_eq!(with_headroom(101, 25), 127);
