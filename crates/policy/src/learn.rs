@@ -566,7 +566,7 @@ fn render(
     line("# It allows only what the run did (or was denied doing, where a rule can allow it):");
     line("# exact paths, exact hosts and ports, in the base policy's mounts. Quotas and budgets");
     line(&format!(
-        "# are what the run used plus {HEADROOM_PERCENT}%. Review it, and check it with `sandbox-cli policy lint`."
+        "# are what the run needed plus {HEADROOM_PERCENT}%. Review it, and check it with `sandbox-cli policy lint`."
     ));
     for warning in &learned.warnings {
         line(&format!("# WARNING: {warning}"));
