@@ -1555,3 +1555,29 @@ fn usage_run_fast_mode_writes_every_artifact() {
     }
     assert!(!summary.contains("FAILED"), "{summary}");
 }
+
+/// The README's commands table keeps up with the CLI: every `policy` subcommand is in it.
+#[test]
+fn readme_lists_every_policy_subcommand() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let sb = Sandbox::new();
+    let help = String::from_utf8(sb.cli(&["policy", "--help"]).stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(
+        commands.contains(&"learn") && commands.contains(&"replay"),
+        "{help}"
+    );
+    for command in commands {
+        assert!(
+            readme.contains(&format!("| `sandbox-cli policy {command}")),
+            "README's commands table has no `sandbox-cli policy {command}`"
+        );
+    }
+}
