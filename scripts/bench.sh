@@ -12,6 +12,13 @@
 #
 # To add a case, add a `bench_case NAME EXPECTED_EXIT COMMAND...` line to `cases` below.
 set -euo pipefail
+# Decimal points, not commas, in bash's clock, sort and awk.
+export LC_ALL=C
+
+if [[ -z "${EPOCHREALTIME:-}" ]]; then
+    echo "bench: needs bash 5 or later (for \$EPOCHREALTIME); this is bash $BASH_VERSION" >&2
+    exit 1
+fi
 
 caller_dir="$PWD"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
