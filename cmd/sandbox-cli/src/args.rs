@@ -22,7 +22,7 @@ pub enum Command {
     Run(RunArgs),
     /// Explain one event of a report: rule, reason, policy lines, and the change that would allow it
     Explain(ExplainArgs),
-    /// Work with policies: lint, templates, schema
+    /// Work with policies: lint, templates, schema, learn, diff, replay
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -103,6 +103,66 @@ pub enum PolicyCommand {
     Template(TemplateArgs),
     /// Print the JSON Schema of the policy format
     Schema,
+    /// Run a plugin in audit mode and write the least-privilege policy for what it did
+    Learn(LearnArgs),
+    /// What a new policy allows that the old one did not, and what it now denies
+    Diff(DiffArgs),
+    /// Decide every request of a report again under another policy, without running anything
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LearnArgs {
+    /// The plugin (.wasm or .wat)
+    #[arg(long)]
+    pub plugin: PathBuf,
+    /// The base policy: its mounts are kept and its rules relaxed for the run (default: the
+    /// strict template)
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// A file whose bytes the plugin reads as its input
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Where to write the learned policy
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The exported function to call
+    #[arg(long, default_value = "_start")]
+    pub entry: String,
+    /// Arguments for the guest (after `--`), as for `run`
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The policy before the change
+    #[arg(long)]
+    pub old: PathBuf,
+    /// The policy after the change
+    #[arg(long)]
+    pub new: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The report whose requests to decide again
+    #[arg(long, visible_alias = "report")]
+    pub report_file: PathBuf,
+    /// The policy to decide them under
+    #[arg(long)]
+    pub policy: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    #[arg(long)]
+    pub pretty: bool,
+    /// Exit 1 when any decision changes (or the run's fuel or memory no longer fits)
+    #[arg(long)]
+    pub fail_on_change: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

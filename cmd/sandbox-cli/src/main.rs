@@ -2,7 +2,9 @@
 //! `sandbox-policy` and `sandbox-runtime` crates.
 
 mod args;
+mod change_cmd;
 mod explain;
+mod learn_cmd;
 mod policy_cmd;
 mod run_cmd;
 mod text;

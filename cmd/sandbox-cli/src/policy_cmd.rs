@@ -1,4 +1,4 @@
-//! `policy lint`, `policy template`, `policy schema`.
+//! `policy lint`, `policy template`, `policy schema` (and dispatch of `learn`, `diff`, `replay`).
 
 use anyhow::Context;
 use sandbox_policy::lint::{lint_policy_text, render_json, render_sarif, render_text};
@@ -16,6 +16,9 @@ pub fn dispatch(command: PolicyCommand) -> anyhow::Result<Exit> {
             println!("{}", sandbox_policy::schema::policy_schema().trim_end());
             Ok(Exit::Ok)
         }
+        PolicyCommand::Learn(a) => crate::learn_cmd::learn(a),
+        PolicyCommand::Diff(a) => crate::change_cmd::diff(a),
+        PolicyCommand::Replay(a) => crate::change_cmd::replay(a),
     }
 }
 

@@ -1,39 +1,48 @@
 //! `run` and `report verify`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
+use sandbox_policy::Policy;
 use sandbox_runtime::{sha256_hex, RunConfig};
 
 use crate::args::{RunArgs, VerifyArgs};
 use crate::text::to_json;
 use crate::Exit;
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let policy_bytes = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy `{}`", args.policy.display()))?;
-    let (policy, _) = sandbox_policy::load_policy(&args.policy).map_err(|errors| {
+/// Reads and validates a policy file; the error is one sentence naming the file and the
+/// first mistake's `line:column`. Returns the policy and the file's bytes.
+pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<u8>)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
+    let (policy, _) = sandbox_policy::load_policy(path).map_err(|errors| {
         let first = errors.errors.first();
         let more = errors.errors.len().saturating_sub(1);
         match first {
             Some(e) => anyhow!(
                 "policy `{}`:{}: {} ({}){}",
-                args.policy.display(),
+                path.display(),
                 e.span,
                 e.message,
                 e.help(),
                 if more > 0 {
                     format!(
                         "; {more} more error(s): run `sandbox-cli policy lint --policy {}`",
-                        args.policy.display()
+                        path.display()
                     )
                 } else {
                     String::new()
                 }
             ),
-            None => anyhow!("policy `{}` is invalid", args.policy.display()),
+            None => anyhow!("policy `{}` is invalid", path.display()),
         }
     })?;
+    Ok((policy, bytes))
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let (policy, policy_bytes) = load_policy(&args.policy)?;
     let plugin_bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
     let input = match &args.input {

@@ -929,3 +929,666 @@ fn regression_an_import_with_the_wrong_type_fails_at_load() {
     ]);
     assert_start_failure(&out, "timeout_ms");
 }
+
+// ---- policy learn, diff and replay; the usage-run script ----
+
+/// Deny events whose reason a policy rule or quota could turn into an allow.
+fn grantable_denies(report: &Value) -> Vec<Value> {
+    report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["decision"] == "deny"
+                && sandbox_policy::ReasonCode::parse(e["reason_code"].as_str().unwrap())
+                    .is_some_and(sandbox_policy::learn::grantable)
+        })
+        .cloned()
+        .collect()
+}
+
+/// An echo server on an ephemeral loopback port for `connections` connections, one after the
+/// other, bounded in time. Returns everything it received.
+fn echo_serving(connections: usize) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                stream.write_all(&buf[..n]).unwrap();
+            }
+        }
+        seen
+    });
+    (port, thread)
+}
+
+fn learn(sb: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["policy", "learn"];
+    all.extend_from_slice(args);
+    let out = sb.cli(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
+fn lint_json(sb: &Sandbox, policy: &str) -> Value {
+    let out = sb.cli(&["policy", "lint", "--policy", policy, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn policy_learn_on_deny_heavy_grants_what_it_did_and_nothing_next_to_it() {
+    let sb = Sandbox::new();
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.starts_with("learned policy written to `learned.yaml` from 15 events"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("deny rule `no-secrets` matched events 2, 3"),
+        "{summary}"
+    );
+    let text = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    // Each rule names the events it came from; what no rule can allow is listed.
+    assert!(
+        text.contains("    # events 2, 3: fs.read, fs.stat\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "{ id: read-data, effect: allow, ops: [read], paths: [\"/data/secret/key.txt\"] }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("paths: [\"/out/big.log\", \"/out/notes.txt\"]"),
+        "{text}"
+    );
+    for line in [
+        "#   event 0: fs.read `/etc/passwd`: FS_PATH_OUTSIDE_MOUNTS",
+        "#   event 4: fs.write `/data/hello.txt`: FS_READ_ONLY_MOUNT",
+        "#   event 13: fs.read `/data/escape -> /demo.yaml`: FS_PATH_OUTSIDE_MOUNTS",
+        "#   event 14: abi.memory: BAD_GUEST_POINTER",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let (policy, _) = sandbox_policy::load_policy(&sb.path("learned.yaml")).unwrap();
+    assert_eq!(policy.mode.value, sandbox_policy::Mode::Enforce);
+    for mount in &policy.filesystem.mounts {
+        assert!(Path::new(&mount.host).is_absolute(), "{}", mount.host);
+    }
+    let lint = lint_json(&sb, "learned.yaml");
+    assert_eq!(
+        (lint["errors"].as_u64(), lint["warnings"].as_u64()),
+        (Some(0), Some(0)),
+        "{lint}"
+    );
+
+    // Run again under it: nothing a rule could allow is denied any more.
+    let (code, report, _) = sb.run("learned.yaml", DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(grantable_denies(&report), Vec::<Value>::new());
+    let allowed: Vec<String> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "allow")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["capability"].as_str().unwrap(),
+                e["context"]["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "fs.read /data/secret/key.txt",
+        "fs.stat /data/secret/key.txt",
+        "fs.write /out/big.log",
+        "fs.list /out",
+    ] {
+        assert!(
+            allowed.iter().any(|a| a == expected),
+            "{expected}: {allowed:?}"
+        );
+    }
+
+    // Neighbours of what it touched stay denied.
+    sb.write(
+        "probe.wat",
+        r#"(module
+  (import "sandbox" "fs_read" (func $read (param i32 i32 i64 i32 i32) (result i32)))
+  (import "sandbox" "fs_write" (func $write (param i32 i32 i32 i32 i32) (result i32)))
+  (import "sandbox" "fs_list" (func $list (param i32 i32 i32 i32) (result i32)))
+  (import "sandbox" "fs_delete" (func $delete (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "/data/secret/other.txt")
+  (data (i32.const 32) "/data/hello.txt")
+  (data (i32.const 64) "/out/big.log2")
+  (data (i32.const 96) "/data")
+  (data (i32.const 128) "/out/notes.txt")
+  (func (export "_start")
+    (drop (call $read (i32.const 0) (i32.const 22) (i64.const 0) (i32.const 1024) (i32.const 64)))
+    (drop (call $read (i32.const 32) (i32.const 15) (i64.const 0) (i32.const 1024) (i32.const 64)))
+    (drop (call $write (i32.const 64) (i32.const 13) (i32.const 1024) (i32.const 4) (i32.const 0)))
+    (drop (call $list (i32.const 96) (i32.const 5) (i32.const 1024) (i32.const 64)))
+    (drop (call $delete (i32.const 128) (i32.const 14)))))"#,
+    );
+    let (code, report, _) = sb.run("learned.yaml", "probe.wat", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        event_triples(&report),
+        triples(&[("deny", "filesystem.default", "FS_PATH_NOT_ALLOWED"); 5])
+    );
+}
+
+#[test]
+fn policy_learn_on_net_client_grants_its_echo_host_and_port_only() {
+    let sb = Sandbox::new();
+    // One connection for the learn run, one for the run under the learned policy.
+    let (port, server) = echo_serving(2);
+    sb.demo_variant(
+        "policies/net.yaml",
+        "ports: [7000]",
+        &format!("ports: [{port}]"),
+    );
+    std::fs::write(sb.path("port.bin"), port.to_le_bytes()).unwrap();
+    learn(
+        &sb,
+        &[
+            "--plugin",
+            "examples/plugins/net_client.wat",
+            "--policy",
+            "policies/net.yaml",
+            "--input",
+            "port.bin",
+            "--output",
+            "net-learned.yaml",
+        ],
+    );
+    let text = std::fs::read_to_string(sb.path("net-learned.yaml")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "{{ id: net-echo-test, effect: allow, hosts: [\"echo.test\"], cidrs: [\"127.0.0.1/32\"], ports: [{port}] }}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("    # events 0-2: net.connect, net.receive, net.send\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("resolve: { \"echo.test\": \"127.0.0.1\" }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("egress_bytes: 28, ingress_bytes: 28 }"),
+        "{text}"
+    );
+    let lint = lint_json(&sb, "net-learned.yaml");
+    assert_eq!(lint["errors"], 0, "{lint}");
+
+    let (code, report, _) = sb.run(
+        "net-learned.yaml",
+        "examples/plugins/net_client.wat",
+        &["--input", "port.bin"],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["summary"]["denied"], 0, "{report}");
+    assert!(report["stdio"]["stdout"]
+        .as_str()
+        .unwrap()
+        .starts_with("ping from the sandbox\n"));
+    assert_eq!(
+        server.join().unwrap(),
+        b"ping from the sandbox\nping from the sandbox\n"
+    );
+
+    // The echo host on another port, and the next loopback address, stay denied.
+    let neighbour = if port == u16::MAX { port - 1 } else { port + 1 };
+    let mut input = neighbour.to_le_bytes().to_vec();
+    input.extend_from_slice(&port.to_le_bytes());
+    std::fs::write(sb.path("probe.bin"), input).unwrap();
+    sb.write(
+        "probe.wat",
+        r#"(module
+  (import "sandbox" "input_read" (func $input_read (param i32 i32 i32) (result i32)))
+  (import "sandbox" "net_connect" (func $connect (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "echo.test")
+  (data (i32.const 32) "127.0.0.2")
+  (func (export "_start")
+    (drop (call $input_read (i32.const 1024) (i32.const 4) (i32.const 0)))
+    (drop (call $connect (i32.const 0) (i32.const 9) (i32.load16_u (i32.const 1024))))
+    (drop (call $connect (i32.const 32) (i32.const 9) (i32.load16_u (i32.const 1026))))))"#,
+    );
+    let (code, report, _) = sb.run("net-learned.yaml", "probe.wat", &["--input", "probe.bin"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        event_triples(&report),
+        triples(&[
+            ("deny", "net-echo-test", "NET_PORT_NOT_ALLOWED"),
+            ("deny", "network.default", "NET_HOST_NOT_ALLOWED"),
+        ])
+    );
+}
+
+#[test]
+fn policy_learn_from_the_strict_template_grants_nothing_outside_mounts() {
+    let sb = Sandbox::new();
+    // Guest arguments after `--` are accepted as `run` accepts them.
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--output",
+            "strict-learned.yaml",
+            "--",
+            "a",
+            "b",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 filesystem rules, 0 network rules"));
+    let text = std::fs::read_to_string(sb.path("strict-learned.yaml")).unwrap();
+    assert!(text.contains("#   base:   the strict template"), "{text}");
+    assert!(!text.contains("filesystem:"), "{text}");
+    assert!(
+        text.contains("#   event 2: fs.read `/data/secret/key.txt`: FS_PATH_OUTSIDE_MOUNTS"),
+        "{text}"
+    );
+    assert_eq!(lint_json(&sb, "strict-learned.yaml")["errors"], 0);
+}
+
+#[test]
+fn policy_learn_refuses_bad_inputs_with_one_sentence() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&[
+        "policy",
+        "learn",
+        "--plugin",
+        "nope.wasm",
+        "--output",
+        "x.yaml",
+    ]);
+    assert_start_failure(&out, "nope.wasm");
+    sb.write("bad-policy.yaml", "version: 1\nbudgets:\n  fuel: lots\n");
+    let out = sb.cli(&[
+        "policy",
+        "learn",
+        "--plugin",
+        DENY_HEAVY,
+        "--policy",
+        "bad-policy.yaml",
+        "--output",
+        "x.yaml",
+    ]);
+    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    assert_eq!(
+        sb.cli(&["policy", "learn", "--plugin", DENY_HEAVY])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert!(!sb.path("x.yaml").exists());
+}
+
+#[test]
+fn replay_of_the_deny_heavy_report_turns_grantable_denies_into_allows_under_its_learned_policy() {
+    let sb = Sandbox::new();
+    let (_, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    let out = sb.cli(&[
+        "policy",
+        "replay",
+        "--report-file",
+        "report.json",
+        "--policy",
+        "learned.yaml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = replay["events"].as_array().unwrap();
+    // Every event with a request is replayed; the bad pointer has none.
+    assert_eq!(events.len(), report["events"].as_array().unwrap().len() - 1);
+    assert_eq!(replay["not_replayable"], serde_json::json!([13]));
+    let mut turned = 0;
+    for e in events {
+        let old_reason =
+            sandbox_policy::ReasonCode::parse(e["old"]["reason_code"].as_str().unwrap()).unwrap();
+        match e["old"]["decision"].as_str().unwrap() {
+            "deny" if sandbox_policy::learn::grantable(old_reason) => {
+                assert_eq!(e["new"]["decision"], "allow", "{e}");
+                assert_eq!(e["change"], "now_allowed", "{e}");
+                turned += 1;
+            }
+            "deny" => {
+                assert_eq!(e["new"]["decision"], "deny", "{e}");
+                assert_eq!(e["new"]["reason_code"], e["old"]["reason_code"], "{e}");
+            }
+            _ => assert_eq!(e["new"]["decision"], "allow", "{e}"),
+        }
+    }
+    assert_eq!(turned, 6);
+    assert_eq!(replay["summary"]["now_allowed"], 6);
+    assert_eq!(replay["summary"]["now_denied"], 0);
+
+    // The text form, through the `--report` alias; `--fail-on-change` makes a change exit 1.
+    let out = sb.cli(&[
+        "policy",
+        "replay",
+        "--report",
+        "report.json",
+        "--policy",
+        "learned.yaml",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("13 requests decided again: 6 now allowed, 0 now denied"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  event 7: `fs.write` `/out/big.log`: now allowed: deny by `filesystem.quotas.write_bytes` (FS_WRITE_QUOTA_EXCEEDED) -> allow by `write-create-out` (ALLOWED)\n"),
+        "{text}"
+    );
+    let out = sb.cli(&[
+        "policy",
+        "replay",
+        "--report",
+        "report.json",
+        "--policy",
+        "learned.yaml",
+        "--fail-on-change",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sb.cli(&[
+        "policy",
+        "replay",
+        "--report",
+        "report.json",
+        "--policy",
+        DEMO,
+        "--fail-on-change",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the run's own policy changes nothing"
+    );
+}
+
+#[test]
+fn replay_under_the_strict_template_turns_every_allow_into_a_deny() {
+    let sb = Sandbox::new();
+    sb.cli(&[
+        "policy",
+        "template",
+        "--preset",
+        "strict",
+        "--output",
+        "strict.yaml",
+    ]);
+    for plugin in [DENY_HEAVY, ALLOWED] {
+        let (_, report, _) = sb.run(DEMO, plugin, &[]);
+        let allows = report["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["decision"] == "allow")
+            .count();
+        assert!(allows > 0, "{plugin}");
+        let out = sb.cli(&[
+            "policy",
+            "replay",
+            "--report-file",
+            "report.json",
+            "--policy",
+            "strict.yaml",
+            "--format",
+            "json",
+        ]);
+        let replay: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for e in replay["events"].as_array().unwrap() {
+            assert_eq!(e["new"]["decision"], "deny", "{e}");
+            if e["old"]["decision"] == "allow" {
+                assert_eq!(e["change"], "now_denied", "{e}");
+            }
+        }
+        assert_eq!(replay["summary"]["now_denied"], allows, "{plugin}");
+    }
+}
+
+#[test]
+fn replay_refuses_an_edited_report() {
+    let sb = Sandbox::new();
+    let (_, mut report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    report["events"][2]["request"]["path"] = Value::from("/data/hello.txt");
+    sb.write("edited.json", &report.to_string());
+    let out = sb.cli(&[
+        "policy",
+        "replay",
+        "--report-file",
+        "edited.json",
+        "--policy",
+        DEMO,
+    ]);
+    assert_start_failure(&out, "event 2");
+}
+
+#[test]
+fn policy_diff_output_is_pinned_for_a_widened_glob_an_added_host_and_a_raised_quota() {
+    let sb = Sandbox::new();
+    for (name, from, to) in [
+        ("widen-glob", "\"/out/*.log\"", "\"/out/**\""),
+        (
+            "add-host",
+            "hosts: [\"echo.test\"]",
+            "hosts: [\"echo.test\", \"api.example.com\"]",
+        ),
+        ("raise-quota", "write_bytes: 64KiB", "write_bytes: 1MiB"),
+    ] {
+        let new = format!("policies/{name}.yaml");
+        sb.demo_variant(&new, from, to);
+        let out = sb.cli(&["policy", "diff", "--old", DEMO, "--new", &new]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        golden(
+            &format!("diff-{name}.txt"),
+            &String::from_utf8(out.stdout).unwrap(),
+        );
+        let out = sb.cli(&[
+            "policy", "diff", "--old", DEMO, "--new", &new, "--format", "json", "--pretty",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["summary"]["allows"], 1, "{name}: {json}");
+        assert_eq!(json["summary"]["denies"], 0, "{name}: {json}");
+        golden(&format!("diff-{name}.json"), &text);
+        // The other way round, the same change is a narrowing.
+        let out = sb.cli(&[
+            "policy", "diff", "--old", &new, "--new", DEMO, "--format", "json",
+        ]);
+        let back: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (
+                back["summary"]["allows"].as_u64(),
+                back["summary"]["denies"].as_u64()
+            ),
+            (Some(0), Some(1)),
+            "{name}: {back}"
+        );
+    }
+    let out = sb.cli(&["policy", "diff", "--old", DEMO, "--new", DEMO]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("no change in what the policy allows or denies"));
+}
+
+/// The usage-run script in its fast mode, against the binary these tests built: every
+/// artifact is written and has the shape the script promises.
+#[test]
+fn usage_run_fast_mode_writes_every_artifact() {
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = Command::new(repo_root().join("scripts/usage_run.sh"))
+        .env("RUN_TESTS", "0")
+        .env("RUN_BENCH", "0")
+        .env("ARTIFACT_DIR", artifacts.path())
+        .env("SANDBOX_CLI", env!("CARGO_BIN_EXE_sandbox-cli"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(artifacts.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let json = |name: &str| -> Value {
+        serde_json::from_str(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let allowed = json("allowed_report.json");
+    assert_eq!(allowed["outcome"]["status"], "completed");
+    assert_eq!(allowed["summary"]["denied"], 0);
+    let denied = json("denied_report.json");
+    let denies = denied["summary"]["denied"].as_u64().unwrap();
+    assert!(denies > 0);
+
+    let mut lone = 0;
+    let mut explained = 0;
+    for entry in std::fs::read_dir(artifacts.path().join("explain_events")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let e = json(&format!("explain_events/{name}"));
+        assert_eq!(e["decision"], "deny", "{name}");
+        assert!(
+            e["rule_id"].is_string() && e["suggestion"]["summary"].is_string(),
+            "{name}"
+        );
+        if name.starts_with("lone_event_") {
+            lone += 1;
+        } else {
+            explained += 1;
+        }
+    }
+    assert_eq!((lone, explained as u64), (1, denies));
+
+    let lint = json("policy_lint_noisy.json");
+    assert_eq!(lint["errors"], 0);
+    assert!(lint["warnings"].as_u64().unwrap() > 0);
+
+    let learned = read("learned_policy.yaml");
+    let policy = sandbox_policy::parse_policy(&learned, artifacts.path()).unwrap();
+    assert_eq!(policy.mode.value, sandbox_policy::Mode::Enforce);
+    assert!(!policy.filesystem.rules.is_empty());
+
+    let bench = json("benchmark.json");
+    assert_eq!(bench["iterations"], 3);
+    assert!(bench["note"].as_str().unwrap().contains("RUN_BENCH=0"));
+    let cases = bench["cases"].as_array().unwrap();
+    let names: Vec<&str> = cases.iter().map(|c| c["case"].as_str().unwrap()).collect();
+    assert_eq!(names[..2], ["capability_allowed", "deny_heavy"]);
+    for c in cases {
+        let ms = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
+        assert_eq!(c["iterations"], 3);
+        assert!(ms("min_ms") > 0.0);
+        assert!(
+            ms("min_ms") <= ms("median_ms")
+                && ms("median_ms") <= ms("p95_ms")
+                && ms("p95_ms") <= ms("max_ms"),
+            "{c}"
+        );
+        assert!(
+            ms("min_ms") <= ms("mean_ms") && ms("mean_ms") <= ms("max_ms"),
+            "{c}"
+        );
+    }
+
+    let summary = read("summary.md");
+    assert!(
+        summary.contains("| run the deny-heavy plugin | passed |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| tests (./scripts/test.sh) | skipped | RUN_TESTS=0 |"),
+        "{summary}"
+    );
+    for artifact in [
+        "allowed_report.json",
+        "denied_report.json",
+        "explain_events/",
+        "policy_lint_noisy.json",
+        "learned_policy.yaml",
+        "benchmark.json",
+    ] {
+        assert!(summary.contains(artifact), "{artifact} in {summary}");
+    }
+    assert!(!summary.contains("FAILED"), "{summary}");
+}
+
+/// The README's commands table keeps up with the CLI: every `policy` subcommand is in it.
+#[test]
+fn readme_lists_every_policy_subcommand() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let sb = Sandbox::new();
+    let help = String::from_utf8(sb.cli(&["policy", "--help"]).stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(
+        commands.contains(&"learn") && commands.contains(&"replay"),
+        "{help}"
+    );
+    for command in commands {
+        assert!(
+            readme.contains(&format!("| `sandbox-cli policy {command}")),
+            "README's commands table has no `sandbox-cli policy {command}`"
+        );
+    }
+}

@@ -19,18 +19,22 @@
 //! ```
 
 mod decide;
+pub mod diff;
 mod error;
 mod glob;
+pub mod learn;
 pub mod lint;
 mod model;
 mod net;
 mod parse;
 mod path;
 mod reason;
+pub mod replay;
 pub mod schema;
 mod size;
 mod span;
 pub mod templates;
+mod yaml_text;
 
 pub use decide::{
     Decision, FsAccess, FsRequest, NetAccess, NetRequest, QuotaState, Request, RuleRef, Usage,

@@ -567,3 +567,252 @@ mod never_panics {
         }
     }
 }
+
+/// `policy learn`, `diff` and `replay` as pure functions: recorded requests in, policy out.
+mod learn_diff_replay {
+    use super::*;
+    use sandbox_policy::learn::{grantable, learn, LearnSource, ObservedEvent, ObservedRun};
+    use sandbox_policy::replay::{replay, RecordedEvent};
+    use sandbox_policy::{
+        parse_policy, FsAccess, FsRequest, Mode, NetAccess, NetRequest, Policy, Request, Usage,
+        Verdict,
+    };
+
+    const BASE: &str = r#"version: 1
+name: base
+budgets: { fuel: 1_000_000, timeout_ms: 500, memory_bytes: 1MiB }
+filesystem:
+  mounts:
+    - { guest: /data, host: ./data, mode: ro }
+    - { guest: /out, host: ./out, mode: rw }
+  rules:
+    - { id: read-data, effect: allow, ops: [read, list], paths: ["/data/**"] }
+    - { id: no-secrets, effect: deny, ops: [read], paths: ["/data/secret/**"] }
+  quotas: { read_bytes: 1KiB, write_bytes: 1KiB }
+network:
+  rules:
+    - { id: echo, effect: allow, hosts: ["echo.test"], cidrs: ["127.0.0.1/32"], ports: [7000] }
+  resolve: { echo.test: 127.0.0.1 }
+"#;
+
+    fn base() -> Policy {
+        parse_policy(BASE, Path::new("/srv/policies")).unwrap()
+    }
+
+    fn fs(op: FsAccess, path: &str, bytes: u64) -> Request {
+        Request::Fs(FsRequest {
+            op,
+            path: path.into(),
+            not_utf8: false,
+            resolved: None,
+            bytes,
+        })
+    }
+
+    fn connect(host: &str, port: u16, address: Option<&str>) -> Request {
+        Request::Net(NetRequest {
+            op: NetAccess::Connect,
+            host: host.into(),
+            port,
+            address: address.map(|a| a.parse().unwrap()),
+            bytes: 0,
+        })
+    }
+
+    /// What an audit run under `policy` records for these requests, in order.
+    fn audit_run(policy: &Policy, requests: &[Request]) -> ObservedRun {
+        let mut audit = policy.clone();
+        audit.mode.value = Mode::Audit;
+        let mut usage = Usage::default();
+        let mut events = Vec::new();
+        for (seq, request) in requests.iter().enumerate() {
+            let d = audit.decide(&usage, request);
+            let mut done = None;
+            if d.permits() {
+                match request {
+                    Request::Fs(r) if r.op == FsAccess::Read => usage.fs_read_bytes += r.bytes,
+                    Request::Fs(r) if r.op == FsAccess::Write => usage.fs_write_bytes += r.bytes,
+                    Request::Net(r) if r.op == NetAccess::Connect => usage.net_connections += 1,
+                    _ => {}
+                }
+                done = Some(match request {
+                    Request::Fs(r) => r.bytes,
+                    Request::Net(r) => r.bytes,
+                });
+            }
+            events.push(ObservedEvent {
+                seq: seq as u64,
+                capability: request.capability().into(),
+                verdict: d.verdict,
+                enforced: d.enforced,
+                rule_id: audit.rule_id(d.rule),
+                reason: d.reason,
+                request: Some(request.clone()),
+                bytes_done: done,
+            });
+        }
+        ObservedRun {
+            events,
+            not_recorded: 0,
+            usage,
+            fuel_consumed: 4_000,
+            peak_memory_bytes: 131_072,
+            status: "completed".into(),
+            message: "the plugin completed".into(),
+        }
+    }
+
+    fn recorded(run: &ObservedRun) -> Vec<RecordedEvent> {
+        run.events
+            .iter()
+            .map(|e| RecordedEvent {
+                seq: e.seq,
+                capability: e.capability.clone(),
+                verdict: e.verdict,
+                enforced: e.enforced,
+                rule_id: e.rule_id.clone(),
+                reason: e.reason,
+                request: e.request.clone(),
+                bytes_done: e.bytes_done,
+            })
+            .collect()
+    }
+
+    fn source() -> LearnSource {
+        LearnSource {
+            plugin_path: "examples/plugins/sample.wat".into(),
+            plugin_sha256: "0123abcd".into(),
+            base_path: Some("policies/base.yaml".into()),
+            mount_hosts: vec!["/srv/data".into(), "/srv/out".into()],
+        }
+    }
+
+    #[test]
+    fn learned_policy_text_is_pinned_and_fits_the_schema() {
+        let base = base();
+        let run = audit_run(
+            &base,
+            &[
+                fs(FsAccess::Read, "/data/in/a.csv", 300),
+                fs(FsAccess::List, "/data/in", 0),
+                fs(FsAccess::Read, "/data/secret/token", 40),
+                fs(FsAccess::Create, "/out/result.json", 0),
+                fs(FsAccess::Write, "/out/result.json", 2_000),
+                fs(FsAccess::Read, "/etc/hosts", 10),
+                fs(FsAccess::Write, "/data/in/a.csv", 1),
+                connect("echo.test", 7000, Some("127.0.0.1")),
+                connect("api.example.com", 443, Some("93.184.216.34")),
+                connect("metadata.test", 80, Some("169.254.169.254")),
+            ],
+        );
+        let learned = learn(&base, &run, &source());
+        golden("learned.yaml", &learned.text);
+        check(&schema(), &schema(), &yaml(&learned.text), "$").unwrap();
+        let report = lint_policy_text(&learned.text, Path::new("/srv/learned.yaml"));
+        assert!(!report.has_errors(), "{:?}", report.findings);
+        // Only the missing host folders of this made-up run are findings.
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| f.lint_id == "missing-mount-folder"),
+            "{:?}",
+            report.findings
+        );
+    }
+
+    #[test]
+    fn learned_policy_diffs_against_its_base_as_narrower_grants() {
+        let base = base();
+        let run = audit_run(&base, &[fs(FsAccess::Read, "/data/in/a.csv", 300)]);
+        let learned = parse_policy(&learn(&base, &run, &source()).text, Path::new("/")).unwrap();
+        let d = sandbox_policy::diff::diff(&base, &learned);
+        assert!(
+            d.denies.iter().any(|c| c.message
+                == "no longer allows read, list on `/data/**` (rule `read-data` was removed or narrowed)"),
+            "{d:?}"
+        );
+        // The exact path it did read is covered by the base's glob: not newly allowed.
+        assert!(
+            !d.allows
+                .iter()
+                .any(|c| c.section == "filesystem.rules" && c.message.contains("/data/in/a.csv")),
+            "{d:?}"
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn op() -> impl Strategy<Value = FsAccess> {
+            prop_oneof![
+                Just(FsAccess::Read),
+                Just(FsAccess::Write),
+                Just(FsAccess::Create),
+                Just(FsAccess::Delete),
+                Just(FsAccess::List),
+                Just(FsAccess::Stat),
+            ]
+        }
+
+        /// Paths under both mounts, outside them, with `..` and doubled slashes.
+        fn path() -> impl Strategy<Value = String> {
+            let root = prop_oneof![
+                Just("/data"),
+                Just("/out"),
+                Just("/etc"),
+                Just("/data/secret"),
+                Just("/data/.."),
+                Just("/out//x"),
+            ];
+            (root, proptest::collection::vec("[a-c]{1,2}", 0..3))
+                .prop_map(|(root, parts)| format!("{root}/{}", parts.join("/")))
+        }
+
+        fn normal(path: &str) -> String {
+            sandbox_policy::normalize_guest_path(path.as_bytes()).unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Replayed in order under the learned policy, every request a rule could allow is
+            /// allowed and every other one keeps a reason no rule can change; a path the run
+            /// never touched is denied for every operation.
+            #[test]
+            fn learn_grants_exactly_what_was_asked(
+                asked in proptest::collection::vec((op(), path(), 0u64..5_000), 1..12),
+                probe in path(),
+                probe_op in op(),
+            ) {
+                let base = base();
+                let requests: Vec<Request> =
+                    asked.iter().map(|(o, p, b)| fs(*o, p, *b)).collect();
+                let run = audit_run(&base, &requests);
+                let learned = learn(&base, &run, &source());
+                let policy = parse_policy(&learned.text, Path::new("/"))
+                    .map_err(|e| TestCaseError::fail(format!("{e}\n{}", learned.text)))?;
+                let report = lint_policy_text(&learned.text, Path::new("/l.yaml"));
+                prop_assert!(!report.has_errors(), "{:?}", report.findings);
+                let again = replay(&policy, &recorded(&run));
+                for (event, new) in run.events.iter().zip(&again.events) {
+                    let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+                    prop_assert_eq!(
+                        new.new.decision == Verdict::Allow,
+                        wanted,
+                        "{:?} -> {:?}\n{}", event, new, learned.text
+                    );
+                    if !wanted {
+                        prop_assert!(!grantable(new.new.reason_code), "{:?}", new);
+                    }
+                }
+                let touched = asked.iter().any(|(_, p, _)| normal(p) == normal(&probe));
+                if !touched {
+                    let d = policy.decide(&Usage::default(), &fs(probe_op, &probe, 0));
+                    prop_assert_eq!(d.verdict, Verdict::Deny, "{} {}", probe, learned.text);
+                }
+            }
+        }
+    }
+}

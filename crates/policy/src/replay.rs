@@ -1,0 +1,350 @@
+//! `policy replay`: decides every request a report recorded again under another policy,
+//! without running anything, and lists what changes. Each event's request holds everything
+//! `decide` reads, so the only state to rebuild is the usage so far: it is replayed from the
+//! bytes each allowed request moved (as recorded, or as asked when the original run did not
+//! let it through).
+//!
+//! Replay answers "what would this policy have said to these requests"; it cannot know what
+//! the plugin would have done next with a different answer.
+
+use serde::Serialize;
+
+use crate::decide::{FsAccess, NetAccess, Request, Usage, Verdict};
+use crate::learn::target;
+use crate::model::Policy;
+use crate::reason::ReasonCode;
+
+/// One recorded event, as a report holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub seq: u64,
+    pub capability: String,
+    pub verdict: Verdict,
+    pub enforced: bool,
+    pub rule_id: String,
+    pub reason: ReasonCode,
+    pub request: Option<Request>,
+    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
+    pub bytes_done: Option<u64>,
+}
+
+/// A decision as a report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decided {
+    pub decision: Verdict,
+    pub enforced: bool,
+    pub rule_id: String,
+    pub reason_code: ReasonCode,
+}
+
+impl Decided {
+    fn permits(&self) -> bool {
+        self.decision == Verdict::Allow || !self.enforced
+    }
+}
+
+/// How a request's fate changes under the new policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Denied before, allowed now.
+    NowAllowed,
+    /// Allowed before, denied now.
+    NowDenied,
+    /// A deny that audit mode only logged now blocks the request.
+    NowEnforced,
+    /// A deny that blocked the request is now only logged (audit mode).
+    NowRelaxed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::NowAllowed => "now allowed",
+            ChangeKind::NowDenied => "now denied",
+            ChangeKind::NowEnforced => "now enforced",
+            ChangeKind::NowRelaxed => "now only logged",
+        }
+    }
+}
+
+/// One replayed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    pub seq: u64,
+    pub capability: String,
+    pub target: String,
+    pub old: Decided,
+    pub new: Decided,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeKind>,
+}
+
+/// A budget the run used, against the new policy's limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetCheck {
+    pub budget: &'static str,
+    pub used: f64,
+    pub limit: u64,
+    pub fits: bool,
+}
+
+/// Every request replayed, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replay {
+    pub events: Vec<Replayed>,
+    /// Seqs of events with no request (budget events, guest faults): nothing to decide.
+    pub not_replayable: Vec<u64>,
+    /// The usage the new policy would have let through.
+    pub usage: Usage,
+}
+
+impl Replay {
+    pub fn changes(&self) -> impl Iterator<Item = &Replayed> {
+        self.events.iter().filter(|e| e.change.is_some())
+    }
+
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e.change == Some(kind))
+            .count()
+    }
+}
+
+fn classify(old: &Decided, new: &Decided) -> Option<ChangeKind> {
+    match (old.decision, new.decision) {
+        (Verdict::Deny, Verdict::Allow) => Some(ChangeKind::NowAllowed),
+        (Verdict::Allow, Verdict::Deny) => Some(ChangeKind::NowDenied),
+        (Verdict::Deny, Verdict::Deny) if old.enforced != new.enforced => Some(if new.enforced {
+            ChangeKind::NowEnforced
+        } else {
+            ChangeKind::NowRelaxed
+        }),
+        _ => None,
+    }
+}
+
+/// Adds what a let-through request moved to the usage, as the broker accounts it.
+fn account(usage: &mut Usage, request: &Request, moved: u64) {
+    let add = |counter: &mut u64, n: u64| *counter = counter.saturating_add(n);
+    match request {
+        Request::Fs(r) => match r.op {
+            FsAccess::Read => add(&mut usage.fs_read_bytes, moved),
+            FsAccess::Write => add(&mut usage.fs_write_bytes, moved),
+            _ => {}
+        },
+        Request::Net(r) => match r.op {
+            // The broker counts a connection once it is let through, whether or not it connects.
+            NetAccess::Connect => add(&mut usage.net_connections, 1),
+            NetAccess::Send => add(&mut usage.net_egress_bytes, moved),
+            NetAccess::Receive => add(&mut usage.net_ingress_bytes, moved),
+        },
+    }
+}
+
+/// Decides every recorded request again under `policy`.
+pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
+    let mut usage = Usage::default();
+    let mut replayed = Vec::new();
+    let mut not_replayable = Vec::new();
+    for event in events {
+        let Some(request) = &event.request else {
+            not_replayable.push(event.seq);
+            continue;
+        };
+        let decision = policy.decide(&usage, request);
+        let new = Decided {
+            decision: decision.verdict,
+            enforced: decision.enforced,
+            rule_id: policy.rule_id(decision.rule),
+            reason_code: decision.reason,
+        };
+        if new.permits() {
+            let asked = match request {
+                Request::Fs(r) => r.bytes,
+                Request::Net(r) => r.bytes,
+            };
+            let mut moved = event.bytes_done.unwrap_or(asked);
+            // A receive is capped at the ingress quota left, as the broker caps it.
+            if let (Request::Net(r), Some(q)) = (request, decision.quota) {
+                if r.op == NetAccess::Receive && decision.enforced {
+                    moved = moved.min(q.left());
+                }
+            }
+            account(&mut usage, request, moved);
+        }
+        let old = Decided {
+            decision: event.verdict,
+            enforced: event.enforced,
+            rule_id: event.rule_id.clone(),
+            reason_code: event.reason,
+        };
+        replayed.push(Replayed {
+            seq: event.seq,
+            capability: event.capability.clone(),
+            target: target(request),
+            change: classify(&old, &new),
+            old,
+            new,
+        });
+    }
+    Replay {
+        events: replayed,
+        not_replayable,
+        usage,
+    }
+}
+
+/// The budgets a run used against `policy`'s: fuel and peak memory are exact, wall time is
+/// only indicative (it varies from run to run).
+pub fn budget_checks(
+    policy: &Policy,
+    fuel_used: u64,
+    peak_memory_bytes: u64,
+    wall_time_ms: f64,
+) -> Vec<BudgetCheck> {
+    let b = &policy.budgets;
+    vec![
+        BudgetCheck {
+            budget: "budgets.fuel",
+            used: fuel_used as f64,
+            limit: b.fuel.value,
+            fits: fuel_used <= b.fuel.value,
+        },
+        BudgetCheck {
+            budget: "budgets.memory_bytes",
+            used: peak_memory_bytes as f64,
+            limit: b.memory_bytes.value,
+            fits: peak_memory_bytes <= b.memory_bytes.value,
+        },
+        BudgetCheck {
+            budget: "budgets.timeout_ms",
+            used: wall_time_ms,
+            limit: b.timeout_ms.value,
+            fits: wall_time_ms <= b.timeout_ms.value as f64,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{FsRequest, NetRequest};
+    use crate::parse::parse_policy;
+    use std::path::Path;
+
+    fn policy(text: &str) -> Policy {
+        parse_policy(text, Path::new(".")).unwrap()
+    }
+
+    fn write(seq: u64, path: &str, bytes: u64, verdict: Verdict) -> RecordedEvent {
+        RecordedEvent {
+            seq,
+            capability: "fs.write".into(),
+            verdict,
+            enforced: true,
+            rule_id: "old".into(),
+            reason: if verdict == Verdict::Allow {
+                ReasonCode::Allowed
+            } else {
+                ReasonCode::FsPathNotAllowed
+            },
+            request: Some(Request::Fs(FsRequest {
+                op: FsAccess::Write,
+                path: path.into(),
+                not_utf8: false,
+                resolved: None,
+                bytes,
+            })),
+            bytes_done: (verdict == Verdict::Allow).then_some(bytes),
+        }
+    }
+
+    const OUT: &str =
+        "version: 1\nfilesystem:\n  mounts: [{ guest: /out, host: ./out, mode: rw }]\n";
+
+    #[test]
+    fn usage_is_replayed_so_quotas_bite_in_order() {
+        let p = policy(&format!(
+            "{OUT}  rules: [{{ id: w, effect: allow, ops: [write], paths: [\"/out/**\"] }}]\n  quotas: {{ write_bytes: 100 }}\n"
+        ));
+        let events = [
+            write(0, "/out/a", 60, Verdict::Deny),
+            write(1, "/out/b", 30, Verdict::Allow),
+            write(2, "/out/c", 20, Verdict::Allow),
+        ];
+        let r = replay(&p, &events);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowAllowed));
+        assert_eq!(r.events[1].change, None);
+        // 60 + 30 used; 20 more crosses 100.
+        assert_eq!(r.events[2].change, Some(ChangeKind::NowDenied));
+        assert_eq!(
+            r.events[2].new.reason_code,
+            ReasonCode::FsWriteQuotaExceeded
+        );
+        assert_eq!(r.usage.fs_write_bytes, 90);
+        assert_eq!(
+            (
+                r.count(ChangeKind::NowAllowed),
+                r.count(ChangeKind::NowDenied)
+            ),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn audit_policies_relax_and_events_without_requests_are_skipped() {
+        let p = policy(&format!("{OUT}mode: audit\n"));
+        let mut budget = write(1, "", 0, Verdict::Deny);
+        budget.request = None;
+        budget.reason = ReasonCode::FuelExhausted;
+        let r = replay(&p, &[write(0, "/out/a", 1, Verdict::Deny), budget]);
+        assert_eq!(r.events.len(), 1);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowRelaxed));
+        assert_eq!(r.not_replayable, [1]);
+    }
+
+    #[test]
+    fn receives_are_capped_at_the_ingress_quota_left() {
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: e, effect: allow, hosts: [\"h.test\"], ports: [1] }]\n  quotas: { ingress_bytes: 10 }\n",
+        );
+        let recv = |seq| RecordedEvent {
+            seq,
+            capability: "net.receive".into(),
+            verdict: Verdict::Allow,
+            enforced: true,
+            rule_id: "e".into(),
+            reason: ReasonCode::Allowed,
+            request: Some(Request::Net(NetRequest {
+                op: NetAccess::Receive,
+                host: "h.test".into(),
+                port: 1,
+                address: None,
+                bytes: 4096,
+            })),
+            bytes_done: Some(8),
+        };
+        let r = replay(&p, &[recv(0), recv(1), recv(2)]);
+        assert_eq!(r.usage.net_ingress_bytes, 10);
+        assert_eq!(r.events[2].change, Some(ChangeKind::NowDenied));
+    }
+
+    #[test]
+    fn budgets_are_checked_against_the_new_limits() {
+        let p = policy("version: 1\nbudgets: { fuel: 100, memory_bytes: 64KiB, timeout_ms: 10 }\n");
+        let checks = budget_checks(&p, 101, 65536, 2.5);
+        assert_eq!(
+            checks
+                .iter()
+                .map(|c| (c.budget, c.fits))
+                .collect::<Vec<_>>(),
+            [
+                ("budgets.fuel", false),
+                ("budgets.memory_bytes", true),
+                ("budgets.timeout_ms", true)
+            ]
+        );
+    }
+}
