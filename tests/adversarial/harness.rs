@@ -17,7 +17,6 @@ pub use sandbox_runtime::{
     ERR_BAD_HANDLE, ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_NOT_FOUND, ERR_QUOTA, ERR_READ_ONLY,
     WRITE_APPEND,
 };
-pub const ERR_TIMED_OUT: i32 = -11;
 
 /// What the secret files outside every mount hold; it must never reach a plugin.
 pub const OUTSIDE_SECRET: &str = "OUTSIDE-SECRET: never readable by a plugin\n";
