@@ -98,15 +98,17 @@ fn ip_literals_in_every_form_are_normalised_before_matching() {
     for form in loopback_forms.iter().chain(&unspecified_forms) {
         plugin = plugin.connect(form, p);
     }
-    let run = case.run(&plugin.wat());
-    assert_eq!(run.results(), vec![ERR_DENIED; n + 3]);
-    assert_eq!(run.triples(), n_times(n + 3, BLOCKED));
+    // A name the system resolver turns into loopback is blocked the same way.
+    let run = case.run(&plugin.connect(b"localhost", p).wat());
+    assert_eq!(run.results(), vec![ERR_DENIED; n + 4]);
+    assert_eq!(run.triples(), n_times(n + 4, BLOCKED));
     for event in &run.events()[..n] {
         assert_eq!(event["context"]["address"], "127.0.0.1", "{event}");
     }
-    for event in &run.events()[n..] {
+    for event in &run.events()[n..n + 3] {
         assert_eq!(event["context"]["address_kind"], "unspecified");
     }
+    assert_eq!(run.events()[n + 3]["context"]["address_kind"], "loopback");
 
     // A deny rule naming the plain form catches every other form.
     case.policy(&net_policy(
@@ -185,6 +187,36 @@ fn an_allowed_host_on_a_forbidden_port_is_refused() {
         n_times(2, ("deny", "echo", "NET_PORT_NOT_ALLOWED"))
     );
     assert_eq!((allowed.accepted(), other.accepted()), (0, 0));
+}
+
+#[test]
+fn host_names_compare_case_insensitively_and_without_a_trailing_dot() {
+    let server = Server::start(Serve::Echo);
+    let p = server.port;
+    let case = Case::new();
+    case.policy(&net_policy(
+        "enforce",
+        &format!(
+            "    - {{ id: not-this-one, effect: deny, hosts: [\"blocked.test\"], ports: [{p}] }}\n    - {{ id: tests, effect: allow, hosts: [\"*.test\"], cidrs: [\"127.0.0.1/32\"], ports: [{p}] }}\n"
+        ),
+        "  resolve: { blocked.test: 127.0.0.1, fine.test: 127.0.0.1 }\n",
+    ));
+    let p = i32::from(p);
+    let run = case.run(
+        &Plugin::new()
+            .connect(b"BLOCKED.TEST.", p)
+            .connect(b"Blocked.Test", p)
+            .connect(b"[blocked.test]", p)
+            .connect(b"FINE.test.", p)
+            .wat(),
+    );
+    let deny = ("deny", "not-this-one", "NET_HOST_NOT_ALLOWED");
+    assert_eq!(run.results(), [ERR_DENIED, ERR_DENIED, ERR_DENIED, 1]);
+    assert_eq!(
+        run.triples(),
+        t(&[deny, deny, deny, ("allow", "tests", "ALLOWED")])
+    );
+    assert_eq!(server.accepted(), 1);
 }
 
 #[test]

@@ -526,3 +526,83 @@ fn a_symlink_swapped_in_a_loop_never_escapes() {
     }
     assert_eq!(sandbox_fuzz_harness::snapshot(&outside), before_outside);
 }
+
+#[test]
+fn a_symlink_or_dotdot_inside_the_mount_cannot_carry_a_request_around_a_deny_rule() {
+    let case = Case::new();
+    case.symlink("secret", "tree/data/alias");
+    case.symlink("secret/key.txt", "tree/data/alias-file");
+    case.symlink("/data/secret/", "tree/data/sub/abs-alias");
+    let run = case.run(
+        &Plugin::new()
+            .read(b"/data/alias/key.txt")
+            .read(b"/data/alias-file")
+            .read(b"/data/sub/abs-alias/key.txt")
+            .read(b"/data/sub/../secret/key.txt")
+            .read(b"/data/./secret/./key.txt")
+            // Listing is not what the deny rule names: allowed, and shows only names.
+            .list(b"/data/alias")
+            .wat(),
+    );
+    let deny = ("deny", "no-secrets", "FS_PATH_NOT_ALLOWED");
+    assert_eq!(
+        run.results(),
+        [ERR_DENIED, ERR_DENIED, ERR_DENIED, ERR_DENIED, ERR_DENIED, 8]
+    );
+    assert_eq!(run.triples(), t(&[deny, deny, deny, deny, deny, READ_DATA]));
+    assert_eq!(
+        run.events()[0]["context"]["resolved_path"],
+        "/data/secret/key.txt"
+    );
+    assert_eq!(run.logged(), "key.txt\n\n");
+}
+
+/// Resolution follows at most 40 links: a chain of 40 that ends inside is followed, one more
+/// link is refused as a loop would be, and a real loop ends the same way.
+#[test]
+fn symlink_chains_are_followed_for_40_links_and_refused_past_that() {
+    let case = Case::new();
+    for i in 0..41 {
+        let target = if i == 0 {
+            "hello.txt".to_owned()
+        } else {
+            format!("chain-{}", i - 1)
+        };
+        case.symlink(&target, &format!("tree/data/chain-{i}"));
+    }
+    case.symlink("loop-b", "tree/data/loop-a");
+    case.symlink("loop-a", "tree/data/loop-b");
+    case.symlink(".", "tree/data/self");
+    let deep = format!("/data{}/hello.txt", "/self".repeat(41));
+    let run = case.run(
+        &Plugin::new()
+            .read(b"/data/chain-39")
+            .read(b"/data/chain-40")
+            .read(b"/data/loop-a")
+            .read(deep.as_bytes())
+            .wat(),
+    );
+    assert_eq!(
+        run.results(),
+        [HELLO.len() as i32, ERR_DENIED, ERR_DENIED, ERR_DENIED]
+    );
+    assert_eq!(run.triples(), t(&[READ_DATA, OUTSIDE, OUTSIDE, OUTSIDE]));
+}
+
+/// The limit of path-based checks, stated as a test: a hard link is not a path that points
+/// somewhere, it is the file itself under a second name. One planted inside a mount by
+/// someone with access to the host reads the file it shares an inode with, and no
+/// resolution can tell. Hard links made outside the sandbox are out of scope
+/// (docs/threat-model.md); the plugin itself has no call that makes one.
+#[test]
+fn a_hard_link_planted_by_the_host_is_the_file_itself_which_is_why_it_is_out_of_scope() {
+    let case = Case::new();
+    std::fs::hard_link(
+        case.path("tree/outside/secret.txt"),
+        case.path("tree/data/hard-link"),
+    )
+    .unwrap();
+    let run = case.run(&Plugin::new().read(b"/data/hard-link").wat());
+    assert_eq!(run.triples(), t(&[READ_DATA]));
+    assert_eq!(run.logged(), format!("{OUTSIDE_SECRET}\n"));
+}
