@@ -13,3 +13,4 @@ mod network;
 mod paths;
 mod quotas;
 mod reports;
+mod threat_model;
