@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{ExplainArgs, TextOrJson};
-use crate::text::{neutralize, to_json};
+use crate::text::{neutralize, one_line, to_json, yaml_quoted};
 use crate::Exit;
 
 #[derive(Serialize)]
@@ -259,11 +259,15 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                     yaml: None,
                 };
             }
+            if !names_one_path(&path) {
+                return plain(UNNAMEABLE_PATH);
+            }
             let id = format!("allow-{op}-{}", slug(&path));
             Suggestion {
                 summary: format!("add a rule that allows `{op}` on `{path}` under `filesystem.rules`"),
                 yaml: Some(format!(
-                    "filesystem:\n  rules:\n    - {{ id: {id}, effect: allow, ops: [{op}], paths: [\"{path}\"] }}\n"
+                    "filesystem:\n  rules:\n    - {{ id: {id}, effect: allow, ops: [{op}], paths: [{}] }}\n",
+                    yaml_quoted(&path)
                 )),
             }
         }
@@ -280,6 +284,9 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                     yaml: None,
                 };
             }
+            if !names_one_path(&path) {
+                return plain(UNNAMEABLE_PATH);
+            }
             let op = op.unwrap_or("read");
             let guest = parent_dir(&path);
             let mode = if fs.is_some_and(|r| r.op.mutates()) {
@@ -292,8 +299,10 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                     "no mount covers `{path}`: only if the plugin should see it, mount the host folder at `{guest}` and allow `{op}` (a symlink or `..` that leaves its mount can never be allowed)"
                 ),
                 yaml: Some(format!(
-                    "filesystem:\n  mounts:\n    - {{ guest: {guest}, host: ./HOST_FOLDER, mode: {mode} }}\n  rules:\n    - {{ id: allow-{op}-{}, effect: allow, ops: [{op}], paths: [\"{path}\"] }}\n",
-                    slug(&path)
+                    "filesystem:\n  mounts:\n    - {{ guest: {}, host: ./HOST_FOLDER, mode: {mode} }}\n  rules:\n    - {{ id: allow-{op}-{}, effect: allow, ops: [{op}], paths: [{}] }}\n",
+                    yaml_quoted(&guest),
+                    slug(&path),
+                    yaml_quoted(&path)
                 )),
             }
         }
@@ -335,11 +344,20 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                 return plain("add a network rule for the host and port");
             };
             let host = sandbox_policy::normalize_host(&r.host);
+            // Only a host a rule can name exactly: a plugin asking for `*` or `*.com` must
+            // not get a suggestion that allows every host.
+            if !matches!(
+                sandbox_policy::HostPattern::parse(&host),
+                Ok(sandbox_policy::HostPattern::Exact(_) | sandbox_policy::HostPattern::Address(_))
+            ) {
+                return plain("the host is not a name or address a rule can list; fix the plugin");
+            }
             Suggestion {
                 summary: format!("allow `{host}` on port {} with a network rule", r.port),
                 yaml: Some(format!(
-                    "network:\n  rules:\n    - {{ id: allow-{}, effect: allow, hosts: [\"{host}\"], ports: [{}] }}\n",
+                    "network:\n  rules:\n    - {{ id: allow-{}, effect: allow, hosts: [{}], ports: [{}] }}\n",
                     slug(&host),
+                    yaml_quoted(&host),
                     r.port
                 )),
             }
@@ -418,6 +436,14 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
     }
 }
 
+const UNNAMEABLE_PATH: &str = "the path holds `*` or another character a rule cannot name literally; write a rule by hand only if the plugin really needs it";
+
+/// Whether a rule glob written as this path matches this path alone: a plugin that asks for
+/// `/out/*` must not get a suggestion that allows every file in `/out`.
+fn names_one_path(path: &str) -> bool {
+    sandbox_policy::GlobPattern::parse(path).is_ok_and(|g| g.is_literal())
+}
+
 fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
@@ -453,7 +479,7 @@ fn render_text(e: &Explanation) -> String {
         out.push_str("  context:\n");
         for (key, value) in &e.context {
             let shown = match value {
-                Value::String(s) => s.clone(),
+                Value::String(s) => one_line(s),
                 other => other.to_string(),
             };
             out.push_str(&format!("    {key}: {shown}\n"));
@@ -478,7 +504,10 @@ fn render_text(e: &Explanation) -> String {
     for note in &e.notes {
         out.push_str(&format!("  note:    {note}\n"));
     }
-    out.push_str(&format!("  to allow it: {}\n", e.suggestion.summary));
+    out.push_str(&format!(
+        "  to allow it: {}\n",
+        one_line(&e.suggestion.summary)
+    ));
     if let Some(yaml) = &e.suggestion.yaml {
         for line in yaml.lines() {
             out.push_str(&format!("    {line}\n"));

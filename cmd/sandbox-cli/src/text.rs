@@ -16,6 +16,18 @@ pub fn neutralize(text: &str) -> String {
     out
 }
 
+/// Keeps guest-controlled text on its line of text output: a line break it carries is shown
+/// as `\n`, so it cannot start a line that looks like the tool's own.
+pub fn one_line(text: &str) -> String {
+    text.replace('\n', "\\n")
+}
+
+/// A string as a YAML double-quoted scalar (a JSON string is one), so text a plugin chose
+/// cannot close the quotes and add YAML of its own to a suggested policy change.
+pub fn yaml_quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
 /// Writes JSON, pretty or compact, with a trailing newline.
 pub fn to_json<T: serde::Serialize>(value: &T, pretty: bool) -> anyhow::Result<String> {
     let mut text = if pretty {
@@ -36,5 +48,11 @@ mod tests {
             "a\\u{1b}[31mred\\u{7}\n"
         );
         assert_eq!(super::neutralize("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn guest_text_stays_on_one_line_and_inside_its_quotes() {
+        assert_eq!(super::one_line("a\n  rule: x"), "a\\n  rule: x");
+        assert_eq!(super::yaml_quoted("/a\", \"/**"), r#""/a\", \"/**""#);
     }
 }

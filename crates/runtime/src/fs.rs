@@ -254,6 +254,9 @@ impl Broker {
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
             // FIFOs and devices could block the host without a bound: regular files only.
             Some(m) if !m.is_file() => Err(HostError::WrongKind),
+            // At or past the end nothing is read; seeking there could fail (offsets past the
+            // largest file size are EINVAL), and the ABI promises 0.
+            Some(_) if available == 0 => Ok(0),
             Some(_) => self.read_at(&prepared, offset, &mut buf[..available as usize]),
         };
         if let Ok(n) = result {

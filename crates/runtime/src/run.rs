@@ -366,8 +366,14 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
             )
         }
         Ended::MemoryLimit(hit) => {
+            // Tables are counted in elements, memories in bytes.
+            let unit = if hit.resource == "table" {
+                "elements"
+            } else {
+                "bytes"
+            };
             let message = format!(
-                "the plugin asked to grow {} to {} bytes; the policy allows {}",
+                "the plugin asked to grow {} to {} {unit}; the policy allows {}",
                 hit.resource, hit.asked, hit.limit
             );
             state.broker.record_budget(

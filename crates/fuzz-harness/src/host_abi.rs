@@ -1,0 +1,903 @@
+//! `host_abi`: the fuzz input is a script of `sandbox` host calls with raw pointers, lengths,
+//! handles, ports and flags. It is turned into a WAT module and run by the real runtime under
+//! a policy over a temp-dir tree with a read-only mount, a read-write mount, planted symlinks
+//! that point out, and an `outside` folder holding a secret. After each run: nothing but the
+//! read-write mount changed, the secret reached no output, every file request that went ahead
+//! lies in a mount, quotas held, connections went only to the test's own echo server, and the
+//! report verifies.
+//!
+//! The script is a small byte code ([`HostAbiScript::decode`]) with an encoder, so the
+//! adversarial suite's cases can be committed as seeds (`fuzz/corpus/host_abi`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sandbox_policy::{parse_policy, Request, Verdict};
+use sandbox_runtime::{run_with_engine, sha256_hex, verify_report, Report, RunConfig};
+use wasmtime::Engine;
+
+use crate::oracle;
+
+/// Strings a script can point at by index; `{outside}` becomes the host path of the secret.
+const STRINGS: &[&str] = &[
+    "/data/hello.txt",
+    "/data",
+    "/data/sub/../hello.txt",
+    "/data/../outside/secret.txt",
+    "/data/link-out/secret.txt",
+    "/data/link-file",
+    "/data/link-abs",
+    "/data/loop-a",
+    "/data/secret/key.txt",
+    "/out/new.log",
+    "/out",
+    "/out/link-out/secret.txt",
+    "/out/link-file",
+    "/out/../data/hello.txt",
+    "/data-secret/key.txt",
+    "/proc/self/root/etc/passwd",
+    "/dev/zero",
+    "/data/hello.txt/",
+    "/data/hello.txt\0.png",
+    "{outside}",
+    "echo.test",
+    "127.0.0.1",
+    "127.1",
+    "0x7f.0.0.1",
+    "::ffff:127.0.0.1",
+    "localhost",
+    "169.254.169.254",
+    "0.0.0.0",
+    "hello from a fuzzed plugin",
+];
+
+/// Where a host call's pointer argument points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ptr {
+    /// One of [`STRINGS`], by index.
+    Str(u8),
+    /// A raw pointer and length, in or out of bounds.
+    Raw(u32, u32),
+    /// Bytes of the script's own, placed in the module's data.
+    Bytes(Vec<u8>),
+    /// `back` bytes before the end of memory, with a length.
+    NearEnd(u16, u32),
+}
+
+/// Where a host call writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Buf {
+    /// The scratch area at 32 KiB, with a length.
+    Scratch(u16),
+    Raw(u32, u32),
+    NearEnd(u16, u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handle {
+    /// Whatever the last `net_connect` returned (a handle or an error code).
+    Last,
+    Raw(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Port {
+    /// The port of the harness's echo server, which the policy allows.
+    Echo,
+    Raw(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    InputLen,
+    InputRead(Buf, u32),
+    OutputWrite(Ptr),
+    Log(Ptr),
+    FsRead(Ptr, i64, Buf),
+    FsWrite(Ptr, Ptr, i32),
+    FsStat(Ptr, Buf),
+    FsList(Ptr, Buf),
+    FsDelete(Ptr),
+    NetConnect(Ptr, Port),
+    NetSend(Handle, Ptr),
+    NetRecv(Handle, Buf, i32),
+    NetClose(Handle),
+    MemoryGrow(u8),
+    /// The call, `n` times in a Wasm loop.
+    Repeat(u8, Box<Call>),
+}
+
+/// A plugin as a list of host calls, plus how it is run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostAbiScript {
+    /// Initial memory: `1 + pages % 4` pages.
+    pub pages: u8,
+    /// Bit 0: do not export `memory`. Bit 1: `mode: audit`. Bit 2: `on_deny: trap`.
+    pub flags: u8,
+    pub calls: Vec<Call>,
+}
+
+pub const NO_MEMORY_EXPORT: u8 = 1;
+pub const AUDIT: u8 = 2;
+pub const TRAP_ON_DENY: u8 = 4;
+
+/// Most calls decoded from one input, so one input stays one quick run.
+const MAX_CALLS: usize = 256;
+const SCRATCH: u32 = 32 * 1024;
+/// Data (strings and script bytes) lives below the scratch area.
+const DATA_START: u32 = 256;
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+    /// Past the end, every read is zero: any byte string decodes.
+    fn u8(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        for b in &mut out {
+            *b = self.u8();
+        }
+        out
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.array())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.array())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_le_bytes(self.array())
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.array())
+    }
+    fn ptr(&mut self) -> Ptr {
+        match self.u8() % 4 {
+            0 => Ptr::Str(self.u8()),
+            1 => Ptr::Raw(self.u32(), self.u32()),
+            2 => {
+                let len = usize::from(self.u8());
+                Ptr::Bytes((0..len).map(|_| self.u8()).collect())
+            }
+            _ => Ptr::NearEnd(self.u16(), self.u32()),
+        }
+    }
+    fn buf(&mut self) -> Buf {
+        match self.u8() % 3 {
+            0 => Buf::Scratch(self.u16()),
+            1 => Buf::Raw(self.u32(), self.u32()),
+            _ => Buf::NearEnd(self.u16(), self.u32()),
+        }
+    }
+    fn handle(&mut self) -> Handle {
+        match self.u8() % 2 {
+            0 => Handle::Last,
+            _ => Handle::Raw(self.i32()),
+        }
+    }
+    fn port(&mut self) -> Port {
+        match self.u8() % 2 {
+            0 => Port::Echo,
+            _ => Port::Raw(self.i32()),
+        }
+    }
+    fn call(&mut self, nested: bool) -> Call {
+        match self.u8() % 15 {
+            0 => Call::InputLen,
+            1 => Call::InputRead(self.buf(), self.u32()),
+            2 => Call::OutputWrite(self.ptr()),
+            3 => Call::Log(self.ptr()),
+            4 => Call::FsRead(self.ptr(), self.i64(), self.buf()),
+            5 => Call::FsWrite(self.ptr(), self.ptr(), self.i32()),
+            6 => Call::FsStat(self.ptr(), self.buf()),
+            7 => Call::FsList(self.ptr(), self.buf()),
+            8 => Call::FsDelete(self.ptr()),
+            9 => Call::NetConnect(self.ptr(), self.port()),
+            10 => Call::NetSend(self.handle(), self.ptr()),
+            11 => Call::NetRecv(self.handle(), self.buf(), self.i32()),
+            12 => Call::NetClose(self.handle()),
+            13 => Call::MemoryGrow(self.u8()),
+            _ if nested => Call::InputLen,
+            _ => Call::Repeat(self.u8(), Box::new(self.call(true))),
+        }
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn ptr(&mut self, p: &Ptr) {
+        match p {
+            Ptr::Str(i) => self.0.extend([0, *i]),
+            Ptr::Raw(ptr, len) => {
+                self.0.push(1);
+                self.0.extend(ptr.to_le_bytes());
+                self.0.extend(len.to_le_bytes());
+            }
+            Ptr::Bytes(bytes) => {
+                let bytes = &bytes[..bytes.len().min(255)];
+                self.0.extend([2, bytes.len() as u8]);
+                self.0.extend(bytes);
+            }
+            Ptr::NearEnd(back, len) => {
+                self.0.push(3);
+                self.0.extend(back.to_le_bytes());
+                self.0.extend(len.to_le_bytes());
+            }
+        }
+    }
+    fn buf(&mut self, b: &Buf) {
+        match b {
+            Buf::Scratch(len) => {
+                self.0.push(0);
+                self.0.extend(len.to_le_bytes());
+            }
+            Buf::Raw(ptr, len) => {
+                self.0.push(1);
+                self.0.extend(ptr.to_le_bytes());
+                self.0.extend(len.to_le_bytes());
+            }
+            Buf::NearEnd(back, len) => {
+                self.0.push(2);
+                self.0.extend(back.to_le_bytes());
+                self.0.extend(len.to_le_bytes());
+            }
+        }
+    }
+    fn handle(&mut self, h: &Handle) {
+        match h {
+            Handle::Last => self.0.push(0),
+            Handle::Raw(v) => {
+                self.0.push(1);
+                self.0.extend(v.to_le_bytes());
+            }
+        }
+    }
+    fn call(&mut self, c: &Call) {
+        match c {
+            Call::InputLen => self.0.push(0),
+            Call::InputRead(b, offset) => {
+                self.0.push(1);
+                self.buf(b);
+                self.0.extend(offset.to_le_bytes());
+            }
+            Call::OutputWrite(p) => {
+                self.0.push(2);
+                self.ptr(p);
+            }
+            Call::Log(p) => {
+                self.0.push(3);
+                self.ptr(p);
+            }
+            Call::FsRead(p, offset, b) => {
+                self.0.push(4);
+                self.ptr(p);
+                self.0.extend(offset.to_le_bytes());
+                self.buf(b);
+            }
+            Call::FsWrite(p, data, flags) => {
+                self.0.push(5);
+                self.ptr(p);
+                self.ptr(data);
+                self.0.extend(flags.to_le_bytes());
+            }
+            Call::FsStat(p, b) => {
+                self.0.push(6);
+                self.ptr(p);
+                self.buf(b);
+            }
+            Call::FsList(p, b) => {
+                self.0.push(7);
+                self.ptr(p);
+                self.buf(b);
+            }
+            Call::FsDelete(p) => {
+                self.0.push(8);
+                self.ptr(p);
+            }
+            Call::NetConnect(p, port) => {
+                self.0.push(9);
+                self.ptr(p);
+                match port {
+                    Port::Echo => self.0.push(0),
+                    Port::Raw(v) => {
+                        self.0.push(1);
+                        self.0.extend(v.to_le_bytes());
+                    }
+                }
+            }
+            Call::NetSend(h, p) => {
+                self.0.push(10);
+                self.handle(h);
+                self.ptr(p);
+            }
+            Call::NetRecv(h, b, timeout) => {
+                self.0.push(11);
+                self.handle(h);
+                self.buf(b);
+                self.0.extend(timeout.to_le_bytes());
+            }
+            Call::NetClose(h) => {
+                self.0.push(12);
+                self.handle(h);
+            }
+            Call::MemoryGrow(n) => self.0.extend([13, *n]),
+            Call::Repeat(n, inner) => {
+                self.0.extend([14, *n]);
+                self.call(inner);
+            }
+        }
+    }
+}
+
+impl HostAbiScript {
+    /// Any bytes decode: a header of two bytes (pages, flags), then calls until the input ends.
+    pub fn decode(data: &[u8]) -> HostAbiScript {
+        let mut r = Reader { data, pos: 0 };
+        let pages = r.u8();
+        let flags = r.u8();
+        let mut calls = Vec::new();
+        while !r.done() && calls.len() < MAX_CALLS {
+            calls.push(r.call(false));
+        }
+        HostAbiScript {
+            pages,
+            flags,
+            calls,
+        }
+    }
+
+    /// The bytes that [`HostAbiScript::decode`] turns back into this script.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(vec![self.pages, self.flags]);
+        for call in &self.calls {
+            w.call(call);
+        }
+        w.0
+    }
+}
+
+/// The temp-dir tree every run works on, the echo server, and what must never change.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    echo_port: u16,
+    engine: Engine,
+    baseline: BTreeMap<String, String>,
+    secret_windows: HashSet<u64>,
+}
+
+const WINDOW: usize = 12;
+
+fn window_hash(bytes: &[u8]) -> u64 {
+    // FNV-1a: the comparison is on hashes, so the fuzzer cannot lift the secret from it.
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn leaks(windows: &HashSet<u64>, bytes: &[u8]) -> bool {
+    bytes
+        .windows(WINDOW)
+        .any(|w| windows.contains(&window_hash(w)))
+}
+
+/// Every file, folder and symlink beneath `dir` (symlinks not followed), with its content
+/// hash, link target or mode.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode();
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap_or_default();
+                out.insert(rel, format!("link {}", target.display()));
+            } else if meta.is_dir() {
+                out.insert(rel, format!("dir {mode:o}"));
+                walk(base, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.insert(rel, format!("file {mode:o} {}", sha256_hex(&bytes)));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn start_echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an echo server on 127.0.0.1");
+    let port = listener.local_addr().expect("echo server address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn reset_out(root: &Path) {
+    let out = root.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir(&out).expect("create the rw mount");
+    std::os::unix::fs::symlink("../outside", out.join("link-out")).expect("plant a link");
+    std::os::unix::fs::symlink(root.join("outside/secret.txt"), out.join("link-file"))
+        .expect("plant a link");
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical temp dir");
+        let write = |rel: &str, bytes: &[u8]| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, bytes).expect("write fixture");
+        };
+        // Fresh per process and never in the harness's source, so only a read can leak it.
+        let nonce = sha256_hex(
+            format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+        );
+        let secret = format!("OUTSIDE-{nonce}");
+        write("outside/secret.txt", secret.as_bytes());
+        write("outside/only-outside.txt", secret.as_bytes());
+        write("data-secret/key.txt", secret.as_bytes());
+        write("data/hello.txt", b"hello from the data mount\n");
+        write("data/sub/inner.txt", b"inner\n");
+        write(
+            "data/secret/key.txt",
+            b"inside the mount, denied by a rule\n",
+        );
+        let link = |target: &Path, rel: &str| {
+            std::os::unix::fs::symlink(target, root.join(rel)).expect("plant a link")
+        };
+        link(&root.join("outside"), "data/link-out");
+        link(Path::new("../outside/secret.txt"), "data/link-file");
+        link(&root.join("outside/secret.txt"), "data/link-abs");
+        link(Path::new("loop-b"), "data/loop-a");
+        link(Path::new("loop-a"), "data/loop-b");
+        reset_out(&root);
+        let mut baseline = snapshot(&root);
+        baseline.retain(|k, _| !k.starts_with("out"));
+        let secret_windows = secret.as_bytes().windows(WINDOW).map(window_hash).collect();
+        Fixture {
+            _dir: dir,
+            root,
+            echo_port: start_echo_server(),
+            engine: sandbox_runtime::engine().expect("engine"),
+            baseline,
+            secret_windows,
+        }
+    }
+
+    fn policy_yaml(&self, flags: u8) -> String {
+        format!(
+            r#"version: 1
+name: host-abi-fuzz
+mode: {mode}
+on_deny: {on_deny}
+budgets: {{ fuel: 1_000_000, timeout_ms: 100, memory_bytes: 1MiB }}
+filesystem:
+  mounts:
+    - {{ guest: /data, host: "{root}/data", mode: ro }}
+    - {{ guest: /out, host: "{root}/out", mode: rw }}
+  rules:
+    - {{ id: read-data, effect: allow, ops: [read, list], paths: ["/data/**"] }}
+    - {{ id: no-secret, effect: deny, ops: [read], paths: ["/data/secret/**"] }}
+    - {{ id: out-all, effect: allow, ops: [read, write, create, delete, list], paths: ["/out/**"] }}
+  quotas: {{ read_bytes: 4KiB, write_bytes: 4KiB }}
+network:
+  rules:
+    - {{ id: echo, effect: allow, hosts: ["echo.test", "127.0.0.1"], ports: [{port}] }}
+  quotas: {{ connections: 3, egress_bytes: 1KiB, ingress_bytes: 1KiB }}
+  resolve: {{ echo.test: 127.0.0.1 }}
+stdio: {{ stdout_bytes: 1KiB, stderr_bytes: 1KiB }}
+"#,
+            mode = if flags & AUDIT != 0 {
+                "audit"
+            } else {
+                "enforce"
+            },
+            on_deny = if flags & TRAP_ON_DENY != 0 {
+                "trap"
+            } else {
+                "error"
+            },
+            root = self.root.display(),
+            port = self.echo_port,
+        )
+    }
+}
+
+fn wat_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// Lays out data and renders each call as WAT.
+struct ModuleBuilder<'a> {
+    fixture: &'a Fixture,
+    data: Vec<(u32, Vec<u8>)>,
+    next: u32,
+    strings: Vec<(u32, u32)>,
+    body: String,
+}
+
+impl ModuleBuilder<'_> {
+    fn place(&mut self, bytes: &[u8]) -> (u32, u32) {
+        if self.next + bytes.len() as u32 > SCRATCH {
+            return (0, 0);
+        }
+        let at = self.next;
+        self.data.push((at, bytes.to_vec()));
+        self.next += bytes.len() as u32;
+        (at, bytes.len() as u32)
+    }
+
+    fn near_end(back: u16) -> String {
+        format!("(i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const {back}))")
+    }
+
+    fn ptr(&mut self, p: &Ptr) -> String {
+        let (ptr, len) = match p {
+            Ptr::Str(i) => self.strings[usize::from(*i) % self.strings.len()],
+            Ptr::Raw(ptr, len) => (*ptr, *len),
+            Ptr::Bytes(bytes) => self.place(bytes),
+            Ptr::NearEnd(back, len) => {
+                return format!("{} (i32.const {})", Self::near_end(*back), *len as i32)
+            }
+        };
+        format!("(i32.const {}) (i32.const {})", ptr as i32, len as i32)
+    }
+
+    fn buf(&self, b: &Buf) -> String {
+        match b {
+            Buf::Scratch(len) => format!("(i32.const {SCRATCH}) (i32.const {len})"),
+            Buf::Raw(ptr, len) => {
+                format!("(i32.const {}) (i32.const {})", *ptr as i32, *len as i32)
+            }
+            Buf::NearEnd(back, len) => {
+                format!("{} (i32.const {})", Self::near_end(*back), *len as i32)
+            }
+        }
+    }
+
+    fn buf_ptr(&self, b: &Buf) -> String {
+        match b {
+            Buf::Scratch(_) => format!("(i32.const {SCRATCH})"),
+            Buf::Raw(ptr, _) => format!("(i32.const {})", *ptr as i32),
+            Buf::NearEnd(back, _) => Self::near_end(*back),
+        }
+    }
+
+    fn handle(h: &Handle) -> String {
+        match h {
+            Handle::Last => "(global.get $last)".into(),
+            Handle::Raw(v) => format!("(i32.const {v})"),
+        }
+    }
+
+    fn call(&mut self, c: &Call) -> String {
+        match c {
+            Call::InputLen => "(drop (call $input_len))".into(),
+            Call::InputRead(b, offset) => format!(
+                "(drop (call $input_read {} (i32.const {})))",
+                self.buf(b),
+                *offset as i32
+            ),
+            Call::OutputWrite(p) => format!("(drop (call $output_write {}))", self.ptr(p)),
+            Call::Log(p) => format!("(drop (call $log {}))", self.ptr(p)),
+            Call::FsRead(p, offset, b) => format!(
+                "(drop (call $fs_read {} (i64.const {offset}) {}))",
+                self.ptr(p),
+                self.buf(b)
+            ),
+            Call::FsWrite(p, data, flags) => format!(
+                "(drop (call $fs_write {} {} (i32.const {flags})))",
+                self.ptr(p),
+                self.ptr(data)
+            ),
+            Call::FsStat(p, b) => {
+                format!("(drop (call $fs_stat {} {}))", self.ptr(p), self.buf_ptr(b))
+            }
+            Call::FsList(p, b) => format!("(drop (call $fs_list {} {}))", self.ptr(p), self.buf(b)),
+            Call::FsDelete(p) => format!("(drop (call $fs_delete {}))", self.ptr(p)),
+            Call::NetConnect(p, port) => {
+                let port = match port {
+                    Port::Echo => i32::from(self.fixture.echo_port),
+                    Port::Raw(v) => *v,
+                };
+                format!(
+                    "(global.set $last (call $net_connect {} (i32.const {port})))",
+                    self.ptr(p)
+                )
+            }
+            Call::NetSend(h, p) => format!(
+                "(drop (call $net_send {} {}))",
+                Self::handle(h),
+                self.ptr(p)
+            ),
+            Call::NetRecv(h, b, timeout) => format!(
+                "(drop (call $net_recv {} {} (i32.const {timeout})))",
+                Self::handle(h),
+                self.buf(b)
+            ),
+            Call::NetClose(h) => format!("(drop (call $net_close {}))", Self::handle(h)),
+            Call::MemoryGrow(n) => format!("(drop (memory.grow (i32.const {n})))"),
+            Call::Repeat(n, inner) => {
+                let inner = self.call(inner);
+                format!(
+                    "(local.set $i (i32.const {n})) (block $done (loop $again (br_if $done (i32.eqz (local.get $i))) {inner} (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br $again)))"
+                )
+            }
+        }
+    }
+}
+
+/// The WAT module a script becomes, against this process's fixture.
+fn module_text(fixture: &Fixture, script: &HostAbiScript) -> String {
+    let mut b = ModuleBuilder {
+        fixture,
+        data: Vec::new(),
+        next: DATA_START,
+        strings: Vec::new(),
+        body: String::new(),
+    };
+    let outside = fixture.root.join("outside/secret.txt");
+    for s in STRINGS {
+        let text = s.replace("{outside}", &outside.to_string_lossy());
+        let placed = b.place(text.as_bytes());
+        b.strings.push(placed);
+    }
+    for call in &script.calls {
+        let text = b.call(call);
+        b.body.push_str(&text);
+        b.body.push('\n');
+    }
+    let pages = 1 + script.pages % 4;
+    let export = if script.flags & NO_MEMORY_EXPORT != 0 {
+        ""
+    } else {
+        "(export \"memory\")"
+    };
+    let mut wat = String::from("(module\n");
+    for (name, ty) in [
+        ("input_len", "(result i32)"),
+        ("input_read", "(param i32 i32 i32) (result i32)"),
+        ("output_write", "(param i32 i32) (result i32)"),
+        ("log", "(param i32 i32) (result i32)"),
+        ("fs_read", "(param i32 i32 i64 i32 i32) (result i32)"),
+        ("fs_write", "(param i32 i32 i32 i32 i32) (result i32)"),
+        ("fs_stat", "(param i32 i32 i32) (result i32)"),
+        ("fs_list", "(param i32 i32 i32 i32) (result i32)"),
+        ("fs_delete", "(param i32 i32) (result i32)"),
+        ("net_connect", "(param i32 i32 i32) (result i32)"),
+        ("net_send", "(param i32 i32 i32) (result i32)"),
+        ("net_recv", "(param i32 i32 i32 i32) (result i32)"),
+        ("net_close", "(param i32) (result i32)"),
+    ] {
+        wat.push_str(&format!(
+            "  (import \"sandbox\" \"{name}\" (func ${name} {ty}))\n"
+        ));
+    }
+    wat.push_str(&format!("  (memory {export} {pages})\n"));
+    wat.push_str("  (global $last (mut i32) (i32.const 0))\n");
+    for (at, bytes) in &b.data {
+        wat.push_str(&format!(
+            "  (data (i32.const {at}) \"{}\")\n",
+            wat_bytes(bytes)
+        ));
+    }
+    wat.push_str("  (func (export \"_start\") (local $i i32)\n");
+    wat.push_str(&b.body);
+    wat.push_str("  ))\n");
+    wat
+}
+
+fn connects(call: &Call) -> bool {
+    match call {
+        Call::NetConnect(..) => true,
+        Call::Repeat(_, inner) => connects(inner),
+        _ => false,
+    }
+}
+
+fn fixture() -> &'static Mutex<Fixture> {
+    static FIXTURE: OnceLock<Mutex<Fixture>> = OnceLock::new();
+    FIXTURE.get_or_init(|| Mutex::new(Fixture::new()))
+}
+
+/// The fuzz target: decode, run, check.
+pub fn host_abi(data: &[u8]) {
+    let _ = run_script(&HostAbiScript::decode(data));
+}
+
+/// Runs one script and checks every invariant; panics with the module text when one breaks.
+/// Returns the report, for tests that check what a script did.
+pub fn run_script(script: &HostAbiScript) -> Report {
+    // A panic while the lock is held (a finding) must not hide the next input's result.
+    let fixture = fixture().lock().unwrap_or_else(|e| e.into_inner());
+    reset_out(&fixture.root);
+    let wat = module_text(&fixture, script);
+    // Audit mode relaxes network rules, so a connect could reach any public address or make
+    // a name lookup: only scripts that never connect run in audit mode.
+    let audit = script.flags & AUDIT != 0 && !script.calls.iter().any(connects);
+    let flags = if audit {
+        script.flags
+    } else {
+        script.flags & !AUDIT
+    };
+    let yaml = fixture.policy_yaml(flags);
+    let policy = parse_policy(&yaml, &fixture.root).expect("the harness policy parses");
+    let output = run_with_engine(
+        &fixture.engine,
+        RunConfig {
+            policy: Arc::new(policy.clone()),
+            policy_path: "host-abi-fuzz.yaml".into(),
+            policy_sha256: sha256_hex(yaml.as_bytes()),
+            plugin_path: "host-abi-fuzz.wat".into(),
+            plugin_bytes: wat.clone().into_bytes(),
+            entry: "_start".into(),
+            input: b"input bytes for input_read".to_vec(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
+    let fail =
+        |what: String| -> ! { panic!("{what}\n--- module ---\n{wat}\n--- policy ---\n{yaml}") };
+
+    let mut after = snapshot(&fixture.root);
+    let out_files: Vec<(String, String)> = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("out/") || k.as_str() == "out")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    after.retain(|k, _| !k.starts_with("out"));
+    if after != fixture.baseline {
+        fail(format!(
+            "files outside the rw mount changed:\nbefore {:?}\nafter  {:?}",
+            fixture.baseline, after
+        ));
+    }
+    let mut out_bytes = 0u64;
+    for (rel, kind) in &out_files {
+        let path = fixture.root.join(rel);
+        if kind.starts_with("file") {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            out_bytes += bytes.len() as u64;
+            if leaks(&fixture.secret_windows, &bytes) {
+                fail(format!("the secret was written to {rel}"));
+            }
+        } else if kind.starts_with("link")
+            && !["out/link-out", "out/link-file"].contains(&rel.as_str())
+        {
+            fail(format!("a symlink appeared in the rw mount: {rel}"));
+        }
+    }
+    for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        if leaks(&fixture.secret_windows, bytes) {
+            fail(format!("the secret reached the plugin's {name}"));
+        }
+    }
+
+    let report = &output.report;
+    let usage = &report.usage;
+    if out_bytes > usage.fs_write_bytes {
+        fail(format!(
+            "{out_bytes} bytes on disk in the rw mount but only {} counted as written",
+            usage.fs_write_bytes
+        ));
+    }
+    if !audit {
+        let within = usage.fs_read_bytes <= 4096
+            && usage.fs_write_bytes <= 4096
+            && usage.net_connections <= 3
+            && usage.net_egress_bytes <= 1024
+            && usage.net_ingress_bytes <= 1024;
+        if !within {
+            fail(format!("a quota was crossed in enforce mode: {usage:?}"));
+        }
+    }
+    if output.stdout.len() > 1024 || output.stderr.len() > 1024 + 1 {
+        fail("captured output passed its cap".into());
+    }
+    let mounts: Vec<String> = policy
+        .filesystem
+        .mounts
+        .iter()
+        .map(|m| m.guest.clone())
+        .collect();
+    let hosts: Vec<PathBuf> = policy
+        .filesystem
+        .mounts
+        .iter()
+        .map(|m| policy.mount_host_path(m))
+        .collect();
+    for event in &report.events {
+        let went_ahead = event.decision == Verdict::Allow || !event.enforced;
+        if !went_ahead {
+            continue;
+        }
+        match &event.request {
+            Some(Request::Fs(r)) => {
+                let asked = (!r.not_utf8).then(|| oracle::normalize(&r.path)).flatten();
+                let mount = asked.as_deref().and_then(|a| oracle::mount_of(a, &mounts));
+                let Some(mount) = mount else {
+                    fail(format!(
+                        "a file request outside every mount went ahead: {event:?}"
+                    ));
+                };
+                if let Some(resolved) = &r.resolved {
+                    let m = oracle::normalize(resolved).and_then(|p| oracle::mount_of(&p, &mounts));
+                    if m != Some(mount) {
+                        fail(format!(
+                            "a symlink led a request out of its mount: {event:?}"
+                        ));
+                    }
+                }
+                if let Some(host) = event.context.get("host_path").and_then(|v| v.as_str()) {
+                    if !Path::new(host).starts_with(&hosts[mount]) {
+                        fail(format!(
+                            "host path {host} is not beneath its mount: {event:?}"
+                        ));
+                    }
+                }
+            }
+            Some(Request::Net(r)) => {
+                let connected =
+                    event.context.get("result").and_then(|v| v.as_str()) == Some("done");
+                let loopback = r
+                    .address
+                    .is_some_and(|a| a == std::net::IpAddr::from([127, 0, 0, 1]));
+                if connected && !loopback {
+                    fail(format!(
+                        "a connection went somewhere other than the echo server: {event:?}"
+                    ));
+                }
+                if r.port != fixture.echo_port && connected {
+                    fail(format!("a connection on a port no rule allows: {event:?}"));
+                }
+            }
+            None => {}
+        }
+    }
+    let json = serde_json::to_string(report).expect("the report serialises");
+    if let Err(e) = verify_report(&json) {
+        fail(format!("a fresh report does not verify: {e}"));
+    }
+    output.report
+}
