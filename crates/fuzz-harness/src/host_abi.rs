@@ -774,6 +774,7 @@ pub fn run_script(script: &HostAbiScript) -> Report {
             plugin_bytes: wat.clone().into_bytes(),
             entry: "_start".into(),
             input: b"input bytes for input_read".to_vec(),
+            args: Vec::new(),
         },
     )
     .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
