@@ -1,0 +1,6 @@
+//! `decide`: the body is `sandbox_fuzz_harness::decide`, which `cargo test` also replays.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    sandbox_fuzz_harness::decide(data);
+});
