@@ -265,26 +265,36 @@ impl Broker {
         self.finish(event, result)
     }
 
-    /// Writes to an open file, at `offset` or at its position (the end, in append mode).
+    /// Writes to an open file, at `offset` or at its position (the end, in append mode). A
+    /// write that starts past the end also grows the file by the hole before it, and is
+    /// charged for it, as `file_set_size` charges growth: the quota bounds how far files grow.
     pub(crate) fn file_write(
         &mut self,
         file: &mut GuestFile,
         offset: Option<u64>,
         data: &[u8],
     ) -> Result<u64, HostError> {
+        let size = file.file.metadata().map_err(io_error)?.len();
+        let start = match offset {
+            Some(at) => at,
+            None if file.append => size,
+            None => file.file.stream_position().map_err(io_error)?,
+        };
+        let charged = start.saturating_sub(size).saturating_add(data.len() as u64);
         let event = self
-            .check(file.path.request(FsAccess::Write, data.len() as u64))?
+            .check(file.path.request(FsAccess::Write, charged))?
             .event;
         let result = match offset {
             Some(at) => file.file.write_all_at(data, at),
             None => file.file.write_all(data),
         }
-        .map(|()| data.len() as u64)
+        .map(|()| charged)
         .map_err(io_error);
         if let Ok(n) = result {
             self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
         }
-        self.finish(event, result)
+        // The guest is told the bytes of its data, whatever the hole cost.
+        self.finish(event, result).map(|_| data.len() as u64)
     }
 
     /// Sets an open file's size. Growth counts as bytes written; shrinking is a write of none.

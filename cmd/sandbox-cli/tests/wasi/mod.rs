@@ -926,3 +926,54 @@ fn a_symlink_swapped_in_while_the_guest_opens_in_a_loop_never_escapes() {
         report["usage"]
     );
 }
+
+#[test]
+fn a_write_past_the_end_of_a_file_is_charged_for_the_hole_it_makes() {
+    let sb = Sandbox::new();
+    sb.write(
+        "pwrite.wat",
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pwrite"
+    (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit_with (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "sparse.bin")
+  (data (i32.const 200) "0123456789")
+  (func (export "_start")
+    (drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 10)
+      (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 8)))
+    ;; iovec at 16: { ptr 200, len 10 }
+    (i32.store (i32.const 16) (i32.const 200))
+    (i32.store (i32.const 20) (i32.const 10))
+    ;; 10 bytes at 1 MiB (a hole past the 64 KiB quota), then 10 bytes at 30000.
+    (call $exit_with (i32.add
+      (i32.mul (i32.const 100) (call $fd_pwrite (i32.load (i32.const 8)) (i32.const 16)
+        (i32.const 1) (i64.const 1048576) (i32.const 24)))
+      (call $fd_pwrite (i32.load (i32.const 8)) (i32.const 16) (i32.const 1)
+        (i64.const 30000) (i32.const 24))))))"#,
+    );
+    let (code, report, _) = sb.run(GUESTS_POLICY, "pwrite.wat", &[]);
+    assert_eq!(code, 0, "{report}");
+    // EDQUOT for the first, success for the second.
+    assert_eq!(errnos(&report), 1900);
+    let file = std::fs::read(sb.path("policies/fixtures/out/sparse.bin")).unwrap();
+    assert_eq!(file.len(), 30_010);
+    assert_eq!(&file[30_000..], b"0123456789");
+    assert!(file[..30_000].iter().all(|b| *b == 0));
+    // The hole counts: the write quota bounds how far files grow.
+    assert_eq!(report["usage"]["fs_write_bytes"], 30_010);
+    let denied: Vec<(String, String)> = events(&report)
+        .into_iter()
+        .filter(|e| e.1 == "deny")
+        .map(|e| (e.2, e.3))
+        .collect();
+    assert_eq!(
+        denied,
+        [(
+            "filesystem.quotas.write_bytes".to_owned(),
+            "FS_WRITE_QUOTA_EXCEEDED".to_owned()
+        )]
+    );
+}
