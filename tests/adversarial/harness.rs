@@ -276,13 +276,19 @@ impl Plugin {
         }
     }
 
-    /// Places bytes in the data segment; returns `(ptr, len)` as WAT operands.
-    pub fn bytes(&mut self, bytes: &[u8]) -> String {
+    /// Places bytes in the data segment; returns their address and length.
+    pub fn place(&mut self, bytes: &[u8]) -> (u32, u32) {
         let at = self.next;
         assert!(at + bytes.len() as u32 <= DATA_END, "plugin data too large");
         self.data.push((at, bytes.to_vec()));
         self.next += bytes.len() as u32;
-        format!("(i32.const {at}) (i32.const {})", bytes.len())
+        (at, bytes.len() as u32)
+    }
+
+    /// Places bytes in the data segment; returns `(ptr, len)` as WAT operands.
+    pub fn bytes(&mut self, bytes: &[u8]) -> String {
+        let (at, len) = self.place(bytes);
+        format!("(i32.const {at}) (i32.const {len})")
     }
 
     /// Appends WAT statements to `_start` (locals `$n`, `$i`, `$j`, `$h` exist; `$emit`

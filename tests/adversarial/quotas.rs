@@ -106,14 +106,8 @@ fn many_empty_files_are_bounded_by_fuel_and_every_one_is_accounted() {
         "fuel: 150_000, timeout_ms: 60000, memory_bytes: 16MiB",
     ));
     let mut plugin = Plugin::new();
-    let name = plugin.bytes(b"/out/f0000.log");
-    let at = name
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(')')
-        .parse::<u32>()
-        .unwrap();
+    let (at, len) = plugin.place(b"/out/f0000.log");
+    let name = format!("(i32.const {at}) (i32.const {len})");
     // The four hex digits after `/out/f` are rewritten from the counter on each turn.
     let digits = at + 6;
     let plugin = plugin.raw(&format!(
