@@ -59,9 +59,11 @@ fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
     }
 }
 
-/// The host folders of the policy's mounts, opened once per run.
+/// The host folders of the policy's mounts, opened once and shared by every call of a
+/// [`Sandbox`](crate::Sandbox): cloning shares the handles, it opens nothing.
+#[derive(Clone)]
 pub struct Mounts {
-    dirs: Vec<Dir>,
+    dirs: std::sync::Arc<[Dir]>,
 }
 
 /// Why a run cannot start with this policy's mounts.
@@ -87,7 +89,7 @@ impl Mounts {
                 })?;
             dirs.push(dir);
         }
-        Ok(Mounts { dirs })
+        Ok(Mounts { dirs: dirs.into() })
     }
 }
 

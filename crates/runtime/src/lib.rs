@@ -1,15 +1,21 @@
 //! Runs WebAssembly plugins under a sandbox policy: Wasmtime with fuel, epoch deadlines and a
 //! resource limiter for budgets; a capability broker through which every host operation
 //! passes; the `sandbox` host ABI; and the JSON report of the run.
+//!
+//! Embedders start at [`Sandbox`]: build it from a policy once, load a plugin once, and call
+//! it many times, each call isolated and reported. [`run`] is the one-shot form the CLI uses.
 
 mod abi;
 mod broker;
+mod cache;
+mod epoch;
 pub mod events;
 mod fs;
 mod limiter;
 mod net;
 pub mod report;
 mod run;
+mod sandbox;
 
 pub use abi::{
     ERR_BAD_HANDLE, ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND, ERR_QUOTA,
@@ -17,10 +23,13 @@ pub use abi::{
     WRITE_APPEND,
 };
 pub use broker::{Broker, HostError};
+pub use cache::{CacheStatus, ModuleCache, Rejected};
 pub use fs::{FileStat, MountError, Mounts};
 pub use limiter::LimitHit;
 pub use net::{MAX_HOST_BYTES, MAX_OPEN_CONNECTIONS};
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
 pub use run::{
-    engine, load_module, run, run_with_engine, Capture, DenyTrap, RunConfig, RunOutput, StartError,
+    engine, load_module, run, run_with_cache, run_with_engine, Capture, DenyTrap, RunConfig,
+    RunOutput, StartError,
 };
+pub use sandbox::{Allocation, Call, Plugin, Sandbox, SandboxBuilder};

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::broker::Broker;
 use crate::events::{Event, Outcome};
-use crate::run::{Capture, RunConfig};
+use crate::run::Capture;
 
 pub const SCHEMA_VERSION: u32 = 1;
 pub const SANDBOX_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -161,11 +161,20 @@ pub struct Summary {
     pub denied: u64,
 }
 
+/// What ran, as the report names it; computed once per loaded plugin, not per call.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub plugin_path: String,
+    pub plugin_sha256: String,
+    pub policy_path: String,
+    pub policy_sha256: String,
+}
+
 pub(crate) struct ReportInput<'a> {
     pub status: Status,
     pub message: String,
     pub exit_code: Option<i32>,
-    pub config: &'a RunConfig,
+    pub subject: &'a Subject,
     pub broker: &'a Broker,
     pub fuel_consumed: u64,
     pub wall_time: Duration,
@@ -179,8 +188,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn build(input: ReportInput<'_>) -> Report {
-    let policy = &input.config.policy;
     let broker = input.broker;
+    let policy = &broker.policy;
     let usage = broker.usage();
     let fs_quotas = &policy.filesystem.quotas;
     let net_quotas = &policy.network.quotas;
@@ -230,12 +239,12 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
             exit_code: input.exit_code,
         },
         plugin: PluginInfo {
-            path: input.config.plugin_path.clone(),
-            sha256: sha256_hex(&input.config.plugin_bytes),
+            path: input.subject.plugin_path.clone(),
+            sha256: input.subject.plugin_sha256.clone(),
         },
         policy: PolicyInfo {
-            path: input.config.policy_path.clone(),
-            sha256: input.config.policy_sha256.clone(),
+            path: input.subject.policy_path.clone(),
+            sha256: input.subject.policy_sha256.clone(),
             name: policy.name.clone(),
             mode: policy.mode.value.as_str().to_owned(),
         },

@@ -2,19 +2,23 @@
 //! the report. A run that starts always ends with a report, whether the plugin completes,
 //! traps or exhausts a budget.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
-use wasmtime::{Config, Engine, ExternType, Linker, Module, Store, Trap};
+use wasmtime::{
+    Config, Engine, ExternType, Instance, InstancePre, Linker, Module, Store, Trap, UpdateDeadline,
+};
 
 use crate::abi;
 use crate::broker::Broker;
+use crate::cache::ModuleCache;
+use crate::epoch;
 use crate::events::Outcome;
 use crate::fs::{MountError, Mounts};
 use crate::limiter::{LimitHit, RunLimiter};
-use crate::report::{self, Report, Status};
+use crate::report::{self, Report, Status, Subject};
+use crate::sandbox::{Allocation, Sandbox};
 
 /// Why a run could not start (exit code 1). No report exists for these.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,8 @@ pub enum StartError {
     },
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    #[error("policy `{path}`: {message}")]
+    Policy { path: String, message: String },
 }
 
 /// The run ended because the guest was denied and the policy says `on_deny: trap`.
@@ -106,43 +112,16 @@ pub struct RunOutput {
 /// The engine settings every run uses: fuel and epochs on, threads off (shared memories would
 /// grow outside the limiter).
 pub fn engine() -> Result<Engine, StartError> {
+    Engine::new(&engine_config()).map_err(|e| StartError::Engine(e.to_string()))
+}
+
+/// The [`engine`] settings, before an allocation strategy is chosen.
+pub(crate) fn engine_config() -> Config {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(1 << 20);
-    Engine::new(&config).map_err(|e| StartError::Engine(e.to_string()))
-}
-
-/// Stops the wall-clock timer thread when the run ends.
-struct Deadline {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Deadline {
-    /// Bumps the engine's epoch once the timeout has passed, which interrupts Wasm code.
-    fn start(engine: &Engine, timeout: Duration) -> Deadline {
-        let (stop, wait) = mpsc::channel::<()>();
-        let engine = engine.clone();
-        let thread = std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
-                engine.increment_epoch();
-            }
-        });
-        Deadline {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    config
 }
 
 /// How a call ended.
@@ -175,17 +154,37 @@ fn first_line(text: &str) -> String {
 
 /// Compiles a plugin (WAT or binary) and checks it against the sandbox's imports.
 pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartError> {
-    let path = config.plugin_path.clone();
-    let limit = config.policy.limits.module_bytes.value;
-    let size = config.plugin_bytes.len() as u64;
+    check_size(&config.policy, &config.plugin_path, &config.plugin_bytes)?;
+    let module = compile(engine, &config.plugin_path, &config.plugin_bytes)?;
+    check_module(&module, &config.plugin_path, &config.entry)?;
+    Ok(module)
+}
+
+/// Refuses a module larger than the policy's `limits.module_bytes`, before compiling it.
+pub(crate) fn check_size(policy: &Policy, path: &str, bytes: &[u8]) -> Result<(), StartError> {
+    let limit = policy.limits.module_bytes.value;
+    let size = bytes.len() as u64;
     if size > limit {
-        return Err(StartError::ModuleTooLarge { path, size, limit });
+        return Err(StartError::ModuleTooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
     }
-    let module =
-        Module::new(engine, &config.plugin_bytes).map_err(|e| StartError::InvalidModule {
-            path: path.clone(),
-            message: describe_compile_error(&e),
-        })?;
+    Ok(())
+}
+
+pub(crate) fn compile(engine: &Engine, path: &str, bytes: &[u8]) -> Result<Module, StartError> {
+    Module::new(engine, bytes).map_err(|e| StartError::InvalidModule {
+        path: path.to_owned(),
+        message: describe_compile_error(&e),
+    })
+}
+
+/// The import check: every import is a `sandbox` function, and the entry is `() -> ()`. It
+/// runs on every module, compiled or read from the cache.
+pub(crate) fn check_module(module: &Module, path: &str, entry: &str) -> Result<(), StartError> {
+    let path = path.to_owned();
     let unknown: Vec<String> = module
         .imports()
         .filter(|i| !(i.module() == abi::MODULE && abi::FUNCTIONS.contains(&i.name())))
@@ -197,11 +196,11 @@ pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartE
             imports: unknown,
         });
     }
-    match module.get_export(&config.entry) {
-        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(module),
+    match module.get_export(entry) {
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
         _ => Err(StartError::MissingEntry {
             path,
-            entry: config.entry.clone(),
+            entry: entry.to_owned(),
         }),
     }
 }
@@ -226,49 +225,133 @@ pub fn run(config: RunConfig) -> Result<RunOutput, StartError> {
     run_with_engine(&engine, config)
 }
 
+/// [`run`] on an engine made by [`engine`] (or with the same settings), with no module cache.
 pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, StartError> {
-    let module = load_module(engine, &config)?;
-    let policy = Arc::clone(&config.policy);
-    let mounts = Mounts::open(&policy).map_err(|source| StartError::Mount {
-        policy: config.policy_path.clone(),
-        source,
-    })?;
+    let sandbox = sandbox_for(&config).engine(engine.clone()).build()?;
+    run_in(&sandbox, config)
+}
+
+/// [`run`] with compiled modules kept in `cache` (see [`ModuleCache`]); `None` compiles every
+/// time. This is what `sandbox-cli run` does: instances are allocated on demand.
+pub fn run_with_cache(
+    config: RunConfig,
+    cache: Option<ModuleCache>,
+) -> Result<RunOutput, StartError> {
+    let sandbox = sandbox_for(&config)
+        .allocation(Allocation::OnDemand)
+        .cache(cache)
+        .build()?;
+    run_in(&sandbox, config)
+}
+
+fn sandbox_for(config: &RunConfig) -> crate::sandbox::SandboxBuilder {
+    Sandbox::builder(Arc::clone(&config.policy))
+        .policy_source(config.policy_path.clone(), config.policy_sha256.clone())
+}
+
+fn run_in(sandbox: &Sandbox, config: RunConfig) -> Result<RunOutput, StartError> {
+    let plugin = sandbox.load(&config.plugin_path, &config.plugin_bytes, &config.entry)?;
+    Ok(plugin.call(&config.input))
+}
+
+/// The linker every plugin is resolved against: the `sandbox` host ABI.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, StartError> {
     let mut linker = Linker::new(engine);
     abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
-    // Resolves every import against the ABI's types now, so a wrong signature is a load
-    // error (exit 1), not a trap at instantiation.
-    let instance_pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| StartError::BadImport {
-            path: config.plugin_path.clone(),
-            message: first_line(&e.to_string()),
-        })?;
+    Ok(linker)
+}
 
-    let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
-    let state = RunState {
-        broker: Broker::new(Arc::clone(&policy), mounts, Instant::now() + timeout),
+/// Resolves every import against the ABI's types now, so a wrong signature is a load error
+/// (exit 1), not a trap at instantiation.
+pub(crate) fn instantiate_pre(
+    linker: &Linker<RunState>,
+    module: &Module,
+    path: &str,
+) -> Result<InstancePre<RunState>, StartError> {
+    linker
+        .instantiate_pre(module)
+        .map_err(|e| StartError::BadImport {
+            path: path.to_owned(),
+            message: first_line(&e.to_string()),
+        })
+}
+
+/// The state of one call: its own broker (usage, quotas, event log), limiter and stdio.
+pub(crate) fn new_state(
+    policy: &Arc<Policy>,
+    mounts: &Mounts,
+    input: Vec<u8>,
+    deadline: Instant,
+) -> RunState {
+    RunState {
+        broker: Broker::new(Arc::clone(policy), mounts.clone(), deadline),
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
-        input: config.input.clone(),
+        input,
         stdout: Capture::new(policy.stdio.stdout_bytes.value),
         stderr: Capture::new(policy.stdio.stderr_bytes.value),
-    };
-    let mut store = Store::new(engine, state);
+    }
+}
+
+/// A call after its per-call setup: a store with its budgets set, and the instance (or how
+/// instantiation ended the call: a start function may trap or exhaust a budget).
+pub(crate) struct Prepared {
+    store: Store<RunState>,
+    instance: Result<Instance, Ended>,
+    started: Instant,
+    fuel_limit: u64,
+}
+
+/// The per-call setup: fresh state, fuel, the wall-clock deadline (the shared epoch thread
+/// ticks; the store checks the real time at each tick), then instantiation.
+pub(crate) fn instantiate(
+    pre: &InstancePre<RunState>,
+    policy: &Arc<Policy>,
+    mounts: &Mounts,
+    input: Vec<u8>,
+) -> Prepared {
+    let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
+    let started = Instant::now();
+    let state = new_state(policy, mounts, input, started + timeout);
+    let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limiter);
     let fuel_limit = policy.budgets.fuel.value;
-    store
-        .set_fuel(fuel_limit)
-        .map_err(|e| StartError::Engine(e.to_string()))?;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_trap();
+    let fuel_set = store.set_fuel(fuel_limit);
+    store.set_epoch_deadline(epoch::ticks_for(timeout));
+    store.epoch_deadline_callback(|store| {
+        let left = store
+            .data()
+            .broker
+            .deadline
+            .saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(wasmtime::Error::new(Trap::Interrupt))
+        } else {
+            Ok(UpdateDeadline::Continue(epoch::ticks_for(left)))
+        }
+    });
+    let instance = match fuel_set {
+        Err(e) => Err(Ended::Trapped(first_line(&e.to_string()))),
+        Ok(()) => pre.instantiate(&mut store).map_err(|e| classify(&e)),
+    };
+    Prepared {
+        store,
+        instance,
+        started,
+        fuel_limit,
+    }
+}
 
-    let started = Instant::now();
-    let deadline = Deadline::start(
-        engine,
-        Duration::from_millis(policy.budgets.timeout_ms.value),
-    );
-    let ended = match instance_pre.instantiate(&mut store) {
-        Err(e) => classify(&e),
-        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, &config.entry) {
+/// Calls the entry of a prepared call and builds its report.
+pub(crate) fn finish(prepared: Prepared, entry: &str, subject: &Subject) -> RunOutput {
+    let Prepared {
+        mut store,
+        instance,
+        started,
+        fuel_limit,
+    } = prepared;
+    let ended = match instance {
+        Err(ended) => ended,
+        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, entry) {
             Err(e) => Ended::Trapped(first_line(&e.to_string())),
             Ok(func) => match func.call(&mut store, ()) {
                 Ok(()) => Ended::Completed,
@@ -276,11 +359,11 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
             },
         },
     };
-    drop(deadline);
     let wall_time = started.elapsed();
 
     let fuel_left = store.get_fuel().unwrap_or(0);
     let fuel_consumed = fuel_limit.saturating_sub(fuel_left);
+    let policy = Arc::clone(&store.data().broker.policy);
     let state = store.data_mut();
     let (status, message) = match ended {
         Ended::Completed => (Status::Completed, "the plugin completed".to_owned()),
@@ -346,7 +429,7 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
         status,
         message,
         exit_code: None,
-        config: &config,
+        subject,
         broker: &state.broker,
         fuel_consumed,
         wall_time,
@@ -354,9 +437,9 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
         stdout: &state.stdout,
         stderr: &state.stderr,
     });
-    Ok(RunOutput {
+    RunOutput {
         report,
         stdout: state.stdout.bytes,
         stderr: state.stderr.bytes,
-    })
+    }
 }
