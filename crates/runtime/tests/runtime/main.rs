@@ -1,4 +1,5 @@
 //! The runtime crate's one integration-test binary.
 
 mod docs;
+mod embed;
 mod net;
