@@ -209,6 +209,27 @@ impl Broker {
         Some((&self.mounts.dirs[index], rel))
     }
 
+    /// Decides and records a request on a path taken as already resolved: the policy check
+    /// alone, without the lookups beneath the mount. For the `hostcall` benchmark.
+    pub(crate) fn check_fs_unresolved(
+        &mut self,
+        op: FsAccess,
+        raw: &[u8],
+        bytes: u64,
+    ) -> Result<Allowed, HostError> {
+        let (request_path, not_utf8) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_owned(), false),
+            Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+        };
+        let prepared = Prepared {
+            request_path,
+            not_utf8,
+            normalized: None,
+            resolved: None,
+        };
+        self.fs_check(op, &prepared, bytes)
+    }
+
     fn fs_check(
         &mut self,
         op: FsAccess,

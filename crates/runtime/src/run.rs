@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
 use wasmtime::{
-    Config, Engine, ExternType, Instance, InstancePre, Linker, Module, Store, Trap, UpdateDeadline,
+    Config, Engine, ExternType, InstancePre, Linker, Module, Store, Trap, TypedFunc, UpdateDeadline,
 };
 
 use crate::abi;
@@ -125,6 +125,7 @@ pub(crate) fn engine_config() -> Config {
 }
 
 /// How a call ended.
+#[derive(Clone)]
 enum Ended {
     Completed,
     Trapped(String),
@@ -292,11 +293,12 @@ pub(crate) fn new_state(
     }
 }
 
-/// A call after its per-call setup: a store with its budgets set, and the instance (or how
-/// instantiation ended the call: a start function may trap or exhaust a budget).
+/// A call after its per-call setup: a store with its budgets set, and the entry of the new
+/// instance (or how instantiation ended the call: a start function may trap or exhaust a
+/// budget).
 pub(crate) struct Prepared {
     store: Store<RunState>,
-    instance: Result<Instance, Ended>,
+    entry: Result<TypedFunc<(), ()>, Ended>,
     started: Instant,
     fuel_limit: u64,
 }
@@ -308,6 +310,7 @@ pub(crate) fn instantiate(
     policy: &Arc<Policy>,
     mounts: &Mounts,
     input: Vec<u8>,
+    entry: &str,
 ) -> Prepared {
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
     let started = Instant::now();
@@ -329,36 +332,50 @@ pub(crate) fn instantiate(
             Ok(UpdateDeadline::Continue(epoch::ticks_for(left)))
         }
     });
-    let instance = match fuel_set {
+    let entry = match fuel_set {
         Err(e) => Err(Ended::Trapped(first_line(&e.to_string()))),
-        Ok(()) => pre.instantiate(&mut store).map_err(|e| classify(&e)),
+        Ok(()) => match pre.instantiate(&mut store) {
+            Err(e) => Err(classify(&e)),
+            Ok(instance) => instance
+                .get_typed_func::<(), ()>(&mut store, entry)
+                .map_err(|e| Ended::Trapped(first_line(&e.to_string()))),
+        },
     };
     Prepared {
         store,
-        instance,
+        entry,
         started,
         fuel_limit,
     }
 }
 
-/// Calls the entry of a prepared call and builds its report.
-pub(crate) fn finish(prepared: Prepared, entry: &str, subject: &Subject) -> RunOutput {
-    let Prepared {
-        mut store,
-        instance,
-        started,
-        fuel_limit,
-    } = prepared;
-    let ended = match instance {
-        Err(ended) => ended,
-        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, entry) {
-            Err(e) => Ended::Trapped(first_line(&e.to_string())),
-            Ok(func) => match func.call(&mut store, ()) {
+impl Prepared {
+    /// Calls the entry in this call's instance: what [`finish`] does before the report.
+    fn invoke(&mut self) -> Ended {
+        match &self.entry {
+            Err(ended) => ended.clone(),
+            Ok(func) => match func.call(&mut self.store, ()) {
                 Ok(()) => Ended::Completed,
                 Err(e) => classify(&e),
             },
-        },
-    };
+        }
+    }
+
+    /// For the `call` benchmark: true when the entry completed.
+    pub(crate) fn invoke_completes(&mut self) -> bool {
+        matches!(self.invoke(), Ended::Completed)
+    }
+}
+
+/// Calls the entry of a prepared call and builds its report.
+pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> RunOutput {
+    let ended = prepared.invoke();
+    let Prepared {
+        mut store,
+        started,
+        fuel_limit,
+        ..
+    } = prepared;
     let wall_time = started.elapsed();
 
     let fuel_left = store.get_fuel().unwrap_or(0);

@@ -304,6 +304,11 @@ impl Sandbox {
         &self.inner.policy
     }
 
+    /// The engine plugins are compiled for (the pooling one, when the sandbox pools).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.primary.engine
+    }
+
     /// How this sandbox allocates instances for plugins that fit its pool.
     pub fn allocation(&self) -> Allocation {
         match self.inner.primary.free {
@@ -499,6 +504,7 @@ impl Plugin {
             &inner.sandbox.inner.policy,
             &inner.sandbox.inner.mounts,
             input.to_vec(),
+            &inner.entry,
         );
         Call {
             plugin: self,
@@ -526,6 +532,11 @@ impl Plugin {
         self.inner.cache_status
     }
 
+    /// The engine this plugin was compiled for.
+    pub fn engine(&self) -> &Engine {
+        self.inner.pre.module().engine()
+    }
+
     /// The SHA-256 of the plugin's bytes, as in the report.
     pub fn sha256(&self) -> &str {
         &self.inner.subject.plugin_sha256
@@ -544,8 +555,14 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// Calls the entry and builds the report.
     pub fn run(self) -> RunOutput {
-        let inner = &self.plugin.inner;
-        run::finish(self.prepared, &inner.entry, &inner.subject)
+        run::finish(self.prepared, &self.plugin.inner.subject)
+    }
+
+    /// Not part of the API: calls the entry once more in this call's instance, as
+    /// [`run`](Call::run) calls it, for the `call` benchmark. True when it completed.
+    #[doc(hidden)]
+    pub fn bench_invoke(&mut self) -> bool {
+        self.prepared.invoke_completes()
     }
 }
 
