@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sandbox_policy::FsAccess;
 use sandbox_runtime::{bench_support, Allocation, Broker, Mounts, Status};
-use wasmtime::{Caller, Extern, Linker, Module, Store, TypedFunc};
+use wasmtime::{Caller, Linker, Memory, Module, Store, TypedFunc};
 
 const N: u32 = 1000;
 
@@ -30,6 +30,8 @@ const PROBE_LOOP: &str = r#"(module
 
 struct State {
     broker: Broker,
+    /// Cached after instantiation, as the sandbox caches it.
+    memory: Option<Memory>,
 }
 
 type Loop = TypedFunc<(i32, i32, i32), ()>;
@@ -40,9 +42,7 @@ fn path_of<'a>(
     ptr: i32,
     len: i32,
 ) -> Option<(&'a [u8], &'a mut State)> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return None;
-    };
+    let memory = caller.data().memory?;
     let (data, state) = memory.data_and_store_mut(caller);
     let start = ptr as u32 as usize;
     let end = start.checked_add(len as u32 as usize)?;
@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
             mounts.clone(),
             Instant::now() + Duration::from_secs(3600),
         ),
+        memory: None,
     };
     let module = Module::new(&engine, PROBE_LOOP).unwrap();
 
@@ -93,29 +94,64 @@ fn bench(c: &mut Criterion) {
         store.set_fuel(u64::MAX / 2).unwrap();
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = linker.instantiate(&mut store, &module).unwrap();
+        store.data_mut().memory = instance.get_memory(&mut store, "memory");
         let run = instance.get_typed_func(&mut store, "run").unwrap();
         (store, run)
     };
-    // Each iteration starts a fresh broker, as a call does, so every event is recorded.
-    // `expect`: the allows and denies the last iteration's broker counted.
+    // Each iteration empties the broker as the sandbox does between calls, so every event is
+    // recorded. `expect`: the allows and denies one iteration counts.
     let mut iterate =
         |name: &str, linker: &Linker<State>, ptr: i32, len: i32, expect: (u64, u64)| {
             let (mut store, run) = setup(linker);
-            c.benchmark_group("hostcall")
-                .throughput(Throughput::Elements(N.into()))
-                .bench_function(name, |b| {
-                    b.iter(|| {
-                        *store.data_mut() = fresh();
-                        run.call(&mut store, (ptr, len, N as i32)).unwrap();
-                    })
-                });
+            let once = |store: &mut Store<State>| {
+                bench_support::reset(&mut store.data_mut().broker);
+                run.call(&mut *store, (ptr, len, N as i32)).unwrap();
+            };
+            once(&mut store);
             let log = store.data().broker.log();
             assert_eq!((log.allowed(), log.denied()), expect, "{name}");
+            c.benchmark_group("hostcall")
+                .throughput(Throughput::Elements(N.into()))
+                .bench_function(name, |b| b.iter(|| once(&mut store)));
         };
     let n = u64::from(N);
     iterate("noop_import", &bare, 0, 15, (0, 0));
     iterate("policy_allow", &checked, 0, 15, (n, 0));
     iterate("policy_deny", &checked, 64, 20, (0, n));
+
+    // The parts of a check, without Wasm: `decide` alone, then decide and record.
+    let mut group = c.benchmark_group("hostcall_parts");
+    group.throughput(Throughput::Elements(N.into()));
+    let usage = sandbox_policy::Usage::default();
+    for (name, path) in [
+        ("allow", "/data/hello.txt"),
+        ("deny", "/data/secret/key.txt"),
+    ] {
+        let query = sandbox_policy::FsQuery {
+            op: FsAccess::Read,
+            path,
+            not_utf8: false,
+            resolved: None,
+            bytes: 0,
+        };
+        group.bench_function(BenchmarkId::new("decide", name), |b| {
+            b.iter(|| {
+                for _ in 0..N {
+                    std::hint::black_box(policy.decide_fs(&usage, std::hint::black_box(&query)));
+                }
+            })
+        });
+        let mut state = fresh();
+        group.bench_function(BenchmarkId::new("decide_and_record", name), |b| {
+            b.iter(|| {
+                bench_support::reset(&mut state.broker);
+                for _ in 0..N {
+                    bench_support::check_fs(&mut state.broker, FsAccess::Read, path.as_bytes(), 0);
+                }
+            })
+        });
+    }
+    group.finish();
 
     // Whole ABI calls, in a plugin call whose setup and report are spread over N host calls.
     let abi = common::Demo::new(&[("max_events: 10000", "max_events: 1")]);

@@ -3,13 +3,14 @@
 //! touches the host only after an allow; files are opened through the mount's `Dir`, so even a
 //! symlink swapped in after the check cannot lead outside it.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
-use sandbox_policy::{normalize_guest_path, FsAccess, FsRequest, Policy, Request};
+use sandbox_policy::{normalize_guest_path, normalize_guest_path_cow, FsAccess, FsQuery, Policy};
 
 use crate::broker::{Allowed, Broker, HostError};
 use crate::events::Outcome;
@@ -100,37 +101,40 @@ pub struct FileStat {
     pub is_dir: bool,
 }
 
-/// A guest path after normalisation and resolution beneath its mount.
-struct Prepared {
-    request_path: String,
+/// A guest path after normalisation and resolution beneath its mount. It borrows the guest's
+/// bytes where it can: a normal UTF-8 path outside every mount allocates nothing.
+struct Prepared<'a> {
+    request_path: Cow<'a, str>,
     not_utf8: bool,
     /// Normalised path; `None` when the path is invalid.
-    normalized: Option<String>,
+    normalized: Option<Cow<'a, str>>,
     /// The path after following symlinks, when it differs from `normalized`.
     resolved: Option<String>,
 }
 
-impl Prepared {
+impl Prepared<'_> {
     fn effective(&self) -> Option<&str> {
         self.resolved.as_deref().or(self.normalized.as_deref())
     }
 }
 
 impl Broker {
-    fn prepare(&self, raw: &[u8], follow_last: bool) -> Prepared {
+    fn prepare<'a>(&self, raw: &'a [u8], follow_last: bool) -> Prepared<'a> {
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
-            Ok(s) => (s.to_owned(), false),
-            Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+            Ok(s) => (Cow::Borrowed(s), false),
+            Err(_) => (String::from_utf8_lossy(raw), true),
         };
         let normalized = if not_utf8 {
             None
         } else {
-            normalize_guest_path(raw).ok()
+            normalize_guest_path_cow(raw).ok()
         };
+        // Only a path beneath a mount has links to follow.
         let resolved = normalized
             .as_deref()
+            .filter(|n| self.policy.mount_for(n).is_some())
             .map(|n| self.resolve(n, follow_last))
-            .filter(|r| Some(r) != normalized.as_ref());
+            .filter(|r| Some(r.as_str()) != normalized.as_deref());
         Prepared {
             request_path,
             not_utf8,
@@ -217,17 +221,17 @@ impl Broker {
         raw: &[u8],
         bytes: u64,
     ) -> Result<Allowed, HostError> {
-        let (request_path, not_utf8) = match std::str::from_utf8(raw) {
-            Ok(s) => (s.to_owned(), false),
-            Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+        let (path, not_utf8) = match std::str::from_utf8(raw) {
+            Ok(s) => (Cow::Borrowed(s), false),
+            Err(_) => (String::from_utf8_lossy(raw), true),
         };
-        let prepared = Prepared {
-            request_path,
+        self.check_fs(&FsQuery {
+            op,
+            path: &path,
             not_utf8,
-            normalized: None,
             resolved: None,
-        };
-        self.fs_check(op, &prepared, bytes)
+            bytes,
+        })
     }
 
     fn fs_check(
@@ -236,13 +240,13 @@ impl Broker {
         prepared: &Prepared,
         bytes: u64,
     ) -> Result<Allowed, HostError> {
-        self.check(Request::Fs(FsRequest {
+        self.check_fs(&FsQuery {
             op,
-            path: prepared.request_path.clone(),
+            path: &prepared.request_path,
             not_utf8: prepared.not_utf8,
-            resolved: prepared.resolved.clone(),
+            resolved: prepared.resolved.as_deref(),
             bytes,
-        }))
+        })
     }
 
     fn metadata_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {

@@ -200,6 +200,7 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
         .iter()
         .enumerate()
         .map(|(seq, event)| {
+            let request = broker.log().request(event);
             let mut e = ReportEvent {
                 seq: seq as u64,
                 decision: event.decision.verdict,
@@ -207,8 +208,8 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
                 capability: event.capability.to_owned(),
                 rule_id: policy.rule_id(event.decision.rule),
                 reason_code: event.decision.reason,
-                request: event.request.clone(),
-                context: context(broker, event),
+                context: context(broker, event, request.as_ref()),
+                request,
                 hash: String::new(),
             };
             e.hash = event_hash(&previous, &e);
@@ -312,10 +313,10 @@ fn clip(text: &str) -> Value {
 
 /// What a person needs to act on an event: the path as asked and as resolved, the host path,
 /// the bytes asked and the quota left, the size a grow asked for.
-fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
+fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<String, Value> {
     let mut c = Map::new();
     let d = &event.decision;
-    if let Some(Request::Fs(r)) = &event.request {
+    if let Some(Request::Fs(r)) = request {
         c.insert("path".into(), clip(&r.path));
         let normal = (!r.not_utf8)
             .then(|| sandbox_policy::normalize_guest_path(r.path.as_bytes()).ok())
@@ -341,7 +342,7 @@ fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
             c.insert("bytes_asked".into(), r.bytes.into());
         }
     }
-    if let Some(Request::Net(r)) = &event.request {
+    if let Some(Request::Net(r)) = request {
         c.insert("host".into(), clip(&r.host));
         c.insert("port".into(), r.port.into());
         if let Some(a) = r.address {

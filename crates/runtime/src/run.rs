@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
 use wasmtime::{
-    Config, Engine, ExternType, InstancePre, Linker, Module, Store, Trap, TypedFunc, UpdateDeadline,
+    Config, Engine, ExternType, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc,
+    UpdateDeadline,
 };
 
 use crate::abi;
 use crate::broker::Broker;
 use crate::cache::ModuleCache;
 use crate::epoch;
-use crate::events::Outcome;
+use crate::events::{EventLog, Outcome};
 use crate::fs::{MountError, Mounts};
 use crate::limiter::{LimitHit, RunLimiter};
 use crate::report::{self, Report, Status, Subject};
@@ -87,6 +88,8 @@ pub struct RunState {
     pub(crate) input: Vec<u8>,
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
+    /// The instance's `memory` export, once instantiated: host calls skip the lookup by name.
+    pub(crate) memory: Option<Memory>,
 }
 
 /// What to run, and the names the report records.
@@ -277,19 +280,22 @@ pub(crate) fn instantiate_pre(
         })
 }
 
-/// The state of one call: its own broker (usage, quotas, event log), limiter and stdio.
+/// The state of one call: its own broker (usage, quotas, event log), limiter and stdio. The
+/// log may come from an earlier call; it is emptied.
 pub(crate) fn new_state(
     policy: &Arc<Policy>,
     mounts: &Mounts,
     input: Vec<u8>,
     deadline: Instant,
+    log: EventLog,
 ) -> RunState {
     RunState {
-        broker: Broker::new(Arc::clone(policy), mounts.clone(), deadline),
+        broker: Broker::with_log(Arc::clone(policy), mounts.clone(), deadline, log),
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
         input,
         stdout: Capture::new(policy.stdio.stdout_bytes.value),
         stderr: Capture::new(policy.stdio.stderr_bytes.value),
+        memory: None,
     }
 }
 
@@ -311,10 +317,11 @@ pub(crate) fn instantiate(
     mounts: &Mounts,
     input: Vec<u8>,
     entry: &str,
+    log: EventLog,
 ) -> Prepared {
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
     let started = Instant::now();
-    let state = new_state(policy, mounts, input, started + timeout);
+    let state = new_state(policy, mounts, input, started + timeout, log);
     let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limiter);
     let fuel_limit = policy.budgets.fuel.value;
@@ -336,9 +343,12 @@ pub(crate) fn instantiate(
         Err(e) => Err(Ended::Trapped(first_line(&e.to_string()))),
         Ok(()) => match pre.instantiate(&mut store) {
             Err(e) => Err(classify(&e)),
-            Ok(instance) => instance
-                .get_typed_func::<(), ()>(&mut store, entry)
-                .map_err(|e| Ended::Trapped(first_line(&e.to_string()))),
+            Ok(instance) => {
+                store.data_mut().memory = instance.get_memory(&mut store, "memory");
+                instance
+                    .get_typed_func::<(), ()>(&mut store, entry)
+                    .map_err(|e| Ended::Trapped(first_line(&e.to_string())))
+            }
         },
     };
     Prepared {
@@ -367,8 +377,9 @@ impl Prepared {
     }
 }
 
-/// Calls the entry of a prepared call and builds its report.
-pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> RunOutput {
+/// Calls the entry of a prepared call and builds its report; hands back the event log for
+/// another call.
+pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> (RunOutput, EventLog) {
     let ended = prepared.invoke();
     let Prepared {
         mut store,
@@ -441,7 +452,7 @@ pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> RunOutput {
             (Status::MemoryLimit, message)
         }
     };
-    let state = store.into_data();
+    let mut state = store.into_data();
     let report = report::build(report::ReportInput {
         status,
         message,
@@ -454,9 +465,11 @@ pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> RunOutput {
         stdout: &state.stdout,
         stderr: &state.stderr,
     });
-    RunOutput {
+    let log = state.broker.take_log();
+    let output = RunOutput {
         report,
         stdout: state.stdout.bytes,
         stderr: state.stderr.bytes,
-    }
+    };
+    (output, log)
 }

@@ -51,12 +51,18 @@ use wasmtime::{
 
 use crate::cache::{engine_fingerprint, CacheStatus, Lookup, ModuleCache};
 use crate::epoch::{Running, Ticker};
+use crate::events::EventLog;
 use crate::fs::Mounts;
 use crate::report::Subject;
 use crate::run::{self, Prepared, RunOutput, RunState, StartError};
 
 /// Largest memory ceiling a pool slot serves: a 32-bit memory never grows past it.
 const POOL_MAX_MEMORY: u64 = 4 << 30;
+
+/// Event logs kept between calls, and the most storage one may hold to be kept: enough for
+/// the calls that run at once, without keeping what one noisy call grew.
+const KEPT_LOGS: usize = 64;
+const KEPT_LOG_BYTES: usize = 4 << 20;
 
 /// How instances are allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +164,7 @@ impl SandboxBuilder {
                 fallback_reason,
                 cache: self.cache,
                 ticker,
+                logs: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -258,6 +265,24 @@ struct Inner {
     fallback_reason: Option<String>,
     cache: Option<ModuleCache>,
     ticker: Ticker,
+    /// Event logs of finished calls, storage kept, for the next calls.
+    logs: Mutex<Vec<EventLog>>,
+}
+
+impl Inner {
+    fn take_log(&self) -> EventLog {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        logs.pop().unwrap_or_else(|| EventLog::new(0))
+    }
+
+    fn keep_log(&self, log: EventLog) {
+        if log.held_bytes() <= KEPT_LOG_BYTES {
+            let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            if logs.len() < KEPT_LOGS {
+                logs.push(log);
+            }
+        }
+    }
 }
 
 /// A policy made ready to run plugins: its mounts opened, its engine made, its epoch thread
@@ -498,13 +523,15 @@ impl Plugin {
     pub fn instantiate(&self, input: &[u8]) -> Call<'_> {
         let inner = &self.inner;
         let slot = inner.free.as_ref().map(|s| s.acquire());
-        let running = inner.sandbox.inner.ticker.enter();
+        let sandbox = &inner.sandbox.inner;
+        let running = sandbox.ticker.enter();
         let prepared = run::instantiate(
             &inner.pre,
-            &inner.sandbox.inner.policy,
-            &inner.sandbox.inner.mounts,
+            &sandbox.policy,
+            &sandbox.mounts,
             input.to_vec(),
             &inner.entry,
+            sandbox.take_log(),
         );
         Call {
             plugin: self,
@@ -555,7 +582,10 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// Calls the entry and builds the report.
     pub fn run(self) -> RunOutput {
-        run::finish(self.prepared, &self.plugin.inner.subject)
+        let inner = &self.plugin.inner;
+        let (output, log) = run::finish(self.prepared, &inner.subject);
+        inner.sandbox.inner.keep_log(log);
+        output
     }
 
     /// Not part of the API: calls the entry once more in this call's instance, as

@@ -108,8 +108,10 @@ fn quotas_fuel_and_events_start_afresh_for_every_call() {
             next.report.usage.fuel_consumed,
             first.report.usage.fuel_consumed
         );
+        // The sandbox hands each call an event log an earlier call used: emptied.
         assert_eq!(next.report.events, first.report.events);
-        assert_eq!(next.report.summary.allowed, first.report.summary.allowed);
+        assert_eq!(next.report.events_summary, first.report.events_summary);
+        assert_eq!(next.report.summary, first.report.summary);
     }
     let written = std::fs::read(out_dir.path().join("log.txt")).unwrap();
     assert_eq!(written.len(), 4 * 60, "every call appended its bytes");
@@ -419,4 +421,21 @@ fn plugins_the_pool_cannot_hold_are_cached_for_on_demand_allocation() {
     assert_eq!(again.cache_status(), CacheStatus::Hit);
     assert_eq!(again.allocation(), Allocation::OnDemand);
     assert_eq!(again.call(b"").report.outcome.status, Status::Completed);
+}
+
+#[test]
+fn host_calls_from_a_start_function_reach_guest_memory_too() {
+    // The memory export is cached after instantiation; a start function runs before that.
+    let wat = br#"(module
+      (import "sandbox" "output_write" (func $write (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "from start;from entry")
+      (func $init (drop (call $write (i32.const 0) (i32.const 11))))
+      (start $init)
+      (func (export "_start") (drop (call $write (i32.const 11) (i32.const 10)))))"#;
+    let sandbox = Sandbox::builder(policy(None, "")).build().unwrap();
+    let plugin = sandbox.load("start.wat", wat, "_start").unwrap();
+    for _ in 0..2 {
+        assert_eq!(plugin.call(b"").stdout, b"from start;from entry");
+    }
 }
