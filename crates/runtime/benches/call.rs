@@ -11,6 +11,23 @@ use wasmtime::{Linker, Module, Store};
 
 const NOOP: &str = "(module (func (export \"_start\")))";
 
+/// The sample plugin's host operations done with std: read, stat and list under `data`, write
+/// then append `out/result.log`.
+fn native_sample_io(fixtures: &std::path::Path) {
+    use std::io::Write;
+    let text = std::fs::read(fixtures.join("data/hello.txt")).unwrap();
+    std::fs::metadata(fixtures.join("data/hello.txt")).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(fixtures.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let out = fixtures.join("out/result.log");
+    std::fs::write(&out, b"copied: ").unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    file.write_all(&text).unwrap();
+}
+
 fn bench(c: &mut Criterion) {
     // Budgets that a long measurement cannot exhaust.
     let sandbox = common::plain(
@@ -53,6 +70,11 @@ fn bench(c: &mut Criterion) {
             b.iter(|| plugin.call(b"input"))
         });
     }
+    // What the sample plugin's file operations cost done directly, for scale.
+    let fixtures = demo.dir.path().join("policies/fixtures");
+    group.bench_function(BenchmarkId::new("native_io", "sample_plugin"), |b| {
+        b.iter(|| native_sample_io(&fixtures))
+    });
     group.finish();
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
 use wasmtime::{
-    Config, Engine, ExternType, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc,
-    UpdateDeadline,
+    Config, Engine, Extern, ExternType, InstancePre, Linker, Memory, Module, ModuleExport, Store,
+    Trap, TypedFunc, UpdateDeadline,
 };
 
 use crate::abi;
@@ -299,6 +299,24 @@ pub(crate) fn new_state(
     }
 }
 
+/// Where a module's entry and `memory` exports are, found by name once per plugin rather
+/// than once per call.
+pub(crate) struct Exports {
+    entry_name: String,
+    entry: Option<ModuleExport>,
+    memory: Option<ModuleExport>,
+}
+
+impl Exports {
+    pub(crate) fn of(module: &Module, entry: &str) -> Exports {
+        Exports {
+            entry_name: entry.to_owned(),
+            entry: module.get_export_index(entry),
+            memory: module.get_export_index("memory"),
+        }
+    }
+}
+
 /// A call after its per-call setup: a store with its budgets set, and the entry of the new
 /// instance (or how instantiation ended the call: a start function may trap or exhaust a
 /// budget).
@@ -316,7 +334,7 @@ pub(crate) fn instantiate(
     policy: &Arc<Policy>,
     mounts: &Mounts,
     input: Vec<u8>,
-    entry: &str,
+    exports: &Exports,
     log: EventLog,
 ) -> Prepared {
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
@@ -344,10 +362,22 @@ pub(crate) fn instantiate(
         Ok(()) => match pre.instantiate(&mut store) {
             Err(e) => Err(classify(&e)),
             Ok(instance) => {
-                store.data_mut().memory = instance.get_memory(&mut store, "memory");
-                instance
-                    .get_typed_func::<(), ()>(&mut store, entry)
-                    .map_err(|e| Ended::Trapped(first_line(&e.to_string())))
+                let mut export = |e: &Option<ModuleExport>| {
+                    e.as_ref()
+                        .and_then(|e| instance.get_module_export(&mut store, e))
+                };
+                let memory = export(&exports.memory).and_then(Extern::into_memory);
+                let entry = export(&exports.entry).and_then(Extern::into_func);
+                store.data_mut().memory = memory;
+                match entry {
+                    Some(func) => func
+                        .typed::<(), ()>(&store)
+                        .map_err(|e| Ended::Trapped(first_line(&e.to_string()))),
+                    None => Err(Ended::Trapped(format!(
+                        "no exported function `{}`",
+                        exports.entry_name
+                    ))),
+                }
             }
         },
     };

@@ -40,6 +40,7 @@
 //! the store's limiter enforces the policy's ceilings.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use sandbox_policy::Policy;
@@ -215,41 +216,61 @@ impl Slot {
         Ok(Slot {
             linker: run::linker(&engine)?,
             fingerprint: engine_fingerprint(&engine),
-            free: slots.map(|n| {
-                Arc::new(Slots {
-                    free: Mutex::new(n),
-                    freed: Condvar::new(),
-                })
-            }),
+            free: slots.map(|n| Arc::new(Slots::new(n))),
             engine,
         })
     }
 }
 
-/// A counting semaphore: a call waits for a pool slot instead of failing to instantiate.
+/// A counting semaphore: a call waits for a pool slot instead of failing to instantiate. Taking
+/// and giving back a free slot is one atomic operation; only waiting takes the lock.
 struct Slots {
-    free: Mutex<u32>,
+    free: AtomicU32,
+    waiters: AtomicU32,
+    lock: Mutex<()>,
     freed: Condvar,
 }
 
-struct SlotGuard(Arc<Slots>);
+struct SlotGuard<'a>(&'a Slots);
 
 impl Slots {
-    fn acquire(self: &Arc<Self>) -> SlotGuard {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    fn new(slots: u32) -> Slots {
+        Slots {
+            free: AtomicU32::new(slots),
+            waiters: AtomicU32::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
         }
-        *free -= 1;
-        SlotGuard(Arc::clone(self))
+    }
+
+    fn try_take(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn acquire(&self) -> SlotGuard<'_> {
+        while !self.try_take() {
+            let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            // Counted before the check, so a release after the check sees a waiter to wake.
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            while self.free.load(Ordering::SeqCst) == 0 {
+                guard = self.freed.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        SlotGuard(self)
     }
 }
 
-impl Drop for SlotGuard {
+impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
+        let slots = &self.0;
+        slots.free.fetch_add(1, Ordering::SeqCst);
+        if slots.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = slots.lock.lock().unwrap_or_else(|e| e.into_inner());
+            slots.freed.notify_one();
+        }
     }
 }
 
@@ -452,12 +473,13 @@ impl Sandbox {
         fallback_reason: Option<String>,
     ) -> Result<Plugin, StartError> {
         let pre = run::instantiate_pre(&slot.linker, &module, path)?;
+        let exports = run::Exports::of(&module, entry);
         let inner = &self.inner;
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
                 pre,
-                entry: entry.to_owned(),
+                exports,
                 subject: Subject {
                     plugin_path: path.to_owned(),
                     plugin_sha256: hex::encode(module_sha256),
@@ -485,7 +507,7 @@ fn pool_reason(error: &StartError) -> String {
 struct PluginInner {
     sandbox: Sandbox,
     pre: InstancePre<RunState>,
-    entry: String,
+    exports: run::Exports,
     subject: Subject,
     free: Option<Arc<Slots>>,
     fallback_reason: Option<String>,
@@ -530,7 +552,7 @@ impl Plugin {
             &sandbox.policy,
             &sandbox.mounts,
             input.to_vec(),
-            &inner.entry,
+            &inner.exports,
             sandbox.take_log(),
         );
         Call {
@@ -575,8 +597,8 @@ impl Plugin {
 pub struct Call<'a> {
     plugin: &'a Plugin,
     prepared: Prepared,
-    _running: Running,
-    _slot: Option<SlotGuard>,
+    _running: Running<'a>,
+    _slot: Option<SlotGuard<'a>>,
 }
 
 impl Call<'_> {
