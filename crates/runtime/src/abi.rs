@@ -89,13 +89,16 @@ pub fn error_code(error: &HostError) -> i32 {
 
 type Ctx<'a> = Caller<'a, RunState>;
 
+/// The caller's `memory` export, looked up by name once per call and then kept.
 fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
     if let Some(memory) = caller.data().memory {
         return Some(memory);
     }
-    // During instantiation (a start function) the export is not cached yet.
     match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
+        Some(Extern::Memory(m)) => {
+            caller.data_mut().memory = Some(m);
+            Some(m)
+        }
         _ => None,
     }
 }

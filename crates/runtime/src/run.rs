@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
 use wasmtime::{
-    Config, Engine, Extern, ExternType, InstancePre, Linker, Memory, Module, ModuleExport, Store,
-    Trap, TypedFunc, UpdateDeadline,
+    Config, Engine, Extern, ExternType, Instance, InstancePre, Linker, Memory, Module,
+    ModuleExport, Store, Trap, TypedFunc, UpdateDeadline,
 };
 
 use crate::abi;
@@ -88,7 +88,7 @@ pub struct RunState {
     pub(crate) input: Vec<u8>,
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
-    /// The instance's `memory` export, once instantiated: host calls skip the lookup by name.
+    /// The instance's `memory` export, found by the first host call that needs it.
     pub(crate) memory: Option<Memory>,
 }
 
@@ -299,12 +299,11 @@ pub(crate) fn new_state(
     }
 }
 
-/// Where a module's entry and `memory` exports are, found by name once per plugin rather
-/// than once per call.
+/// Where a module's entry export is, found by name once per plugin rather than once per
+/// call.
 pub(crate) struct Exports {
     entry_name: String,
     entry: Option<ModuleExport>,
-    memory: Option<ModuleExport>,
 }
 
 impl Exports {
@@ -312,7 +311,6 @@ impl Exports {
         Exports {
             entry_name: entry.to_owned(),
             entry: module.get_export_index(entry),
-            memory: module.get_export_index("memory"),
         }
     }
 }
@@ -322,7 +320,9 @@ impl Exports {
 /// budget).
 pub(crate) struct Prepared {
     store: Store<RunState>,
-    entry: Result<TypedFunc<(), ()>, Ended>,
+    instance: Result<Instance, Ended>,
+    /// The entry, found on the first call (so setup does not pay for it).
+    entry: Option<TypedFunc<(), ()>>,
     started: Instant,
     fuel_limit: u64,
 }
@@ -334,7 +334,6 @@ pub(crate) fn instantiate(
     policy: &Arc<Policy>,
     mounts: &Mounts,
     input: Vec<u8>,
-    exports: &Exports,
     log: EventLog,
 ) -> Prepared {
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
@@ -357,33 +356,14 @@ pub(crate) fn instantiate(
             Ok(UpdateDeadline::Continue(epoch::ticks_for(left)))
         }
     });
-    let entry = match fuel_set {
+    let instance = match fuel_set {
         Err(e) => Err(Ended::Trapped(first_line(&e.to_string()))),
-        Ok(()) => match pre.instantiate(&mut store) {
-            Err(e) => Err(classify(&e)),
-            Ok(instance) => {
-                let mut export = |e: &Option<ModuleExport>| {
-                    e.as_ref()
-                        .and_then(|e| instance.get_module_export(&mut store, e))
-                };
-                let memory = export(&exports.memory).and_then(Extern::into_memory);
-                let entry = export(&exports.entry).and_then(Extern::into_func);
-                store.data_mut().memory = memory;
-                match entry {
-                    Some(func) => func
-                        .typed::<(), ()>(&store)
-                        .map_err(|e| Ended::Trapped(first_line(&e.to_string()))),
-                    None => Err(Ended::Trapped(format!(
-                        "no exported function `{}`",
-                        exports.entry_name
-                    ))),
-                }
-            }
-        },
+        Ok(()) => pre.instantiate(&mut store).map_err(|e| classify(&e)),
     };
     Prepared {
         store,
-        entry,
+        instance,
+        entry: None,
         started,
         fuel_limit,
     }
@@ -391,26 +371,51 @@ pub(crate) fn instantiate(
 
 impl Prepared {
     /// Calls the entry in this call's instance: what [`finish`] does before the report.
-    fn invoke(&mut self) -> Ended {
-        match &self.entry {
-            Err(ended) => ended.clone(),
-            Ok(func) => match func.call(&mut self.store, ()) {
-                Ok(()) => Ended::Completed,
-                Err(e) => classify(&e),
-            },
+    fn invoke(&mut self, exports: &Exports) -> Ended {
+        let instance = match &self.instance {
+            Err(ended) => return ended.clone(),
+            Ok(instance) => *instance,
+        };
+        let func = match &self.entry {
+            Some(func) => func.clone(),
+            None => {
+                let found = exports
+                    .entry
+                    .as_ref()
+                    .and_then(|e| instance.get_module_export(&mut self.store, e))
+                    .and_then(Extern::into_func);
+                let Some(func) = found else {
+                    return Ended::Trapped(format!(
+                        "no exported function `{}`",
+                        exports.entry_name
+                    ));
+                };
+                match func.typed::<(), ()>(&self.store) {
+                    Ok(func) => self.entry.insert(func).clone(),
+                    Err(e) => return Ended::Trapped(first_line(&e.to_string())),
+                }
+            }
+        };
+        match func.call(&mut self.store, ()) {
+            Ok(()) => Ended::Completed,
+            Err(e) => classify(&e),
         }
     }
 
     /// For the `call` benchmark: true when the entry completed.
-    pub(crate) fn invoke_completes(&mut self) -> bool {
-        matches!(self.invoke(), Ended::Completed)
+    pub(crate) fn invoke_completes(&mut self, exports: &Exports) -> bool {
+        matches!(self.invoke(exports), Ended::Completed)
     }
 }
 
 /// Calls the entry of a prepared call and builds its report; hands back the event log for
 /// another call.
-pub(crate) fn finish(mut prepared: Prepared, subject: &Subject) -> (RunOutput, EventLog) {
-    let ended = prepared.invoke();
+pub(crate) fn finish(
+    mut prepared: Prepared,
+    exports: &Exports,
+    subject: &Subject,
+) -> (RunOutput, EventLog) {
+    let ended = prepared.invoke(exports);
     let Prepared {
         mut store,
         started,

@@ -552,7 +552,6 @@ impl Plugin {
             &sandbox.policy,
             &sandbox.mounts,
             input.to_vec(),
-            &inner.exports,
             sandbox.take_log(),
         );
         Call {
@@ -605,7 +604,7 @@ impl Call<'_> {
     /// Calls the entry and builds the report.
     pub fn run(self) -> RunOutput {
         let inner = &self.plugin.inner;
-        let (output, log) = run::finish(self.prepared, &inner.subject);
+        let (output, log) = run::finish(self.prepared, &inner.exports, &inner.subject);
         inner.sandbox.inner.keep_log(log);
         output
     }
@@ -614,7 +613,7 @@ impl Call<'_> {
     /// [`run`](Call::run) calls it, for the `call` benchmark. True when it completed.
     #[doc(hidden)]
     pub fn bench_invoke(&mut self) -> bool {
-        self.prepared.invoke_completes()
+        self.prepared.invoke_completes(&self.plugin.inner.exports)
     }
 }
 
