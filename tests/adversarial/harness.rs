@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use sandbox_runtime::{
     ERR_BAD_HANDLE, ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_NOT_FOUND, ERR_QUOTA, ERR_READ_ONLY,
-    WRITE_APPEND,
+    ERR_TIMED_OUT, WRITE_APPEND,
 };
 
 /// What the secret files outside every mount hold; it must never reach a plugin.
@@ -113,6 +113,12 @@ impl Case {
             .args(args)
             .current_dir(self.root())
             .env_remove("RUST_BACKTRACE")
+            // The CLI caches compiled modules: never in the user's cache folder, and never in
+            // the tree a case hashes.
+            .env(
+                "XDG_CACHE_HOME",
+                std::env::temp_dir().join("sandbox-adversarial-cache"),
+            )
             .output()
             .unwrap()
     }

@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Pretty-print the report
     #[arg(long)]
     pub pretty: bool,
+    /// Compile the plugin even if the module cache (`$XDG_CACHE_HOME/sandbox-cli` or
+    /// `~/.cache/sandbox-cli`) has it, and store nothing there
+    #[arg(long)]
+    pub no_cache: bool,
     /// Arguments for the guest (after `--`)
     #[arg(last = true)]
     pub args: Vec<String>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use sandbox_policy::Policy;
-use sandbox_runtime::{sha256_hex, RunConfig};
+use sandbox_runtime::{sha256_hex, ModuleCache, RunConfig};
 
 use crate::args::{RunArgs, VerifyArgs};
 use crate::text::to_json;
@@ -50,16 +50,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot read input `{}`", path.display()))?,
         None => Vec::new(),
     };
-    let output = sandbox_runtime::run(RunConfig {
-        policy: Arc::new(policy),
-        policy_path: args.policy.display().to_string(),
-        policy_sha256: sha256_hex(&policy_bytes),
-        plugin_path: args.plugin.display().to_string(),
-        plugin_bytes,
-        entry: args.entry.clone(),
-        input,
-        args: args.args.clone(),
-    })?;
+    // An unusable cache folder only means compiling; `run_with_cache` never fails on it.
+    let cache = match args.no_cache {
+        true => None,
+        false => ModuleCache::user_default(),
+    };
+    let output = sandbox_runtime::run_with_cache(
+        RunConfig {
+            policy: Arc::new(policy),
+            policy_path: args.policy.display().to_string(),
+            policy_sha256: sha256_hex(&policy_bytes),
+            plugin_path: args.plugin.display().to_string(),
+            plugin_bytes,
+            entry: args.entry.clone(),
+            input,
+            args: args.args.clone(),
+        },
+        cache,
+    )?;
     let json = to_json(&output.report, args.pretty)?;
     if let Some(path) = &args.report_file {
         std::fs::write(path, &json)

@@ -71,12 +71,29 @@ impl Sandbox {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_cache(args, &self.path("cache"))
+    }
+
+    /// Runs the CLI with its module cache under `cache_home` (never the user's own).
+    fn cli_with_cache(&self, args: &[&str], cache_home: &Path) -> Output {
         Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("RUST_BACKTRACE")
+            .env("XDG_CACHE_HOME", cache_home)
             .output()
             .unwrap()
+    }
+
+    /// The files of the module cache.
+    fn cache_entries(&self) -> Vec<PathBuf> {
+        let dir = self.path("cache/sandbox-cli");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files
     }
 
     /// Runs a plugin; returns the exit code and the report read back from `--report-file`.
@@ -1469,7 +1486,9 @@ fn policy_diff_output_is_pinned_for_a_widened_glob_an_added_host_and_a_raised_qu
 #[test]
 fn usage_run_fast_mode_writes_every_artifact() {
     let artifacts = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
     let out = Command::new(repo_root().join("scripts/usage_run.sh"))
+        .env("XDG_CACHE_HOME", cache.path())
         .env("RUN_TESTS", "0")
         .env("RUN_BENCH", "0")
         .env("ARTIFACT_DIR", artifacts.path())
@@ -1591,4 +1610,98 @@ fn readme_lists_every_policy_subcommand() {
             "README's commands table has no `sandbox-cli policy {command}`"
         );
     }
+}
+
+#[test]
+fn run_caches_the_compiled_module_by_default_and_not_with_no_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let (code, uncached, _) = sb.run(DEMO, DENY_HEAVY, &["--no-cache"]);
+    assert_eq!(code, 0);
+    assert!(sb.cache_entries().is_empty(), "--no-cache stored something");
+
+    let (code, first, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    let entries = sb.cache_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+    let mode = std::fs::metadata(sb.path("cache/sandbox-cli"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let stored = std::fs::read(&entries[0]).unwrap();
+
+    // The second run reads the entry and leaves it as it was; the report does not change.
+    let (code, second, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), stored);
+    for report in [&first, &second] {
+        assert_eq!(report["events"], uncached["events"]);
+        assert_eq!(
+            report["usage"]["fuel_consumed"],
+            uncached["usage"]["fuel_consumed"]
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_detected_and_recompiled() {
+    let sb = Sandbox::new();
+    let (_, expected, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    let entry = sb.cache_entries().pop().expect("an entry");
+    let good = std::fs::read(&entry).unwrap();
+    // Flip bytes in the compiled code, then cut the file short: both are caught by the digest.
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    for b in &mut flipped[middle..middle + 16] {
+        *b ^= 0xff;
+    }
+    for damaged in [flipped, good[..good.len() / 3].to_vec()] {
+        std::fs::write(&entry, &damaged).unwrap();
+        let (code, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+        assert_eq!(code, 0);
+        assert_eq!(report["events"], expected["events"]);
+        assert_eq!(report["stdio"], expected["stdio"]);
+        assert_eq!(
+            std::fs::read(&entry).unwrap(),
+            good,
+            "the entry was not replaced"
+        );
+    }
+}
+
+#[test]
+fn a_stale_cache_entry_for_another_module_is_not_run() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, ALLOWED, &[]);
+    let allowed_entry = sb.cache_entries().pop().unwrap();
+    let (_, expected, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    let deny_entry = sb
+        .cache_entries()
+        .into_iter()
+        .find(|p| *p != allowed_entry)
+        .unwrap();
+    let deny_bytes = std::fs::read(&deny_entry).unwrap();
+    // An intact entry, digest and all, but of the other plugin, under deny_heavy's key.
+    std::fs::copy(&allowed_entry, &deny_entry).unwrap();
+    let (code, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(report["events"], expected["events"], "ran the wrong module");
+    assert_eq!(std::fs::read(&deny_entry).unwrap(), deny_bytes);
+}
+
+#[test]
+fn an_unwritable_cache_folder_means_no_cache_not_an_error() {
+    let sb = Sandbox::new();
+    // A file where the cache folder should be: nothing can be created beneath it.
+    sb.write("not-a-folder", "");
+    let out = sb.cli_with_cache(
+        &["run", "--policy", DEMO, "--plugin", DENY_HEAVY],
+        &sb.path("not-a-folder"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["status"], "completed");
 }

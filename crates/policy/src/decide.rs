@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Effect, FsOperation, Mode, MountMode, NetRule, Policy};
 use crate::net::{blocked_address_kind, normalize_host, parse_ip_literal};
-use crate::path::normalize_guest_path;
+use crate::path::normalize_guest_str;
 use crate::reason::ReasonCode;
 
 /// What the broker asks about a file. `Stat` (metadata) is granted by `read` or `list`.
@@ -94,6 +94,41 @@ pub struct FsRequest {
     /// Bytes to read or write; 0 for operations that move no data.
     #[serde(default)]
     pub bytes: u64,
+}
+
+/// A filesystem request borrowed from the broker's buffers: what [`Policy::decide_fs`]
+/// decides, so the host-call path need not build an owned [`FsRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsQuery<'a> {
+    pub op: FsAccess,
+    pub path: &'a str,
+    pub not_utf8: bool,
+    pub resolved: Option<&'a str>,
+    pub bytes: u64,
+}
+
+impl FsRequest {
+    pub fn as_query(&self) -> FsQuery<'_> {
+        FsQuery {
+            op: self.op,
+            path: &self.path,
+            not_utf8: self.not_utf8,
+            resolved: self.resolved.as_deref(),
+            bytes: self.bytes,
+        }
+    }
+}
+
+impl FsQuery<'_> {
+    pub fn to_request(&self) -> FsRequest {
+        FsRequest {
+            op: self.op,
+            path: self.path.to_owned(),
+            not_utf8: self.not_utf8,
+            resolved: self.resolved.map(str::to_owned),
+            bytes: self.bytes,
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -276,12 +311,14 @@ impl Policy {
     /// Decides one request against this policy and the usage so far.
     pub fn decide(&self, usage: &Usage, request: &Request) -> Decision {
         match request {
-            Request::Fs(r) => self.decide_fs(usage, r),
+            Request::Fs(r) => self.decide_fs(usage, &r.as_query()),
             Request::Net(r) => self.decide_net(usage, r),
         }
     }
 
-    fn decide_fs(&self, usage: &Usage, request: &FsRequest) -> Decision {
+    /// [`Policy::decide`] for a borrowed filesystem request; allocates nothing when its paths
+    /// are already normal.
+    pub fn decide_fs(&self, usage: &Usage, request: &FsQuery<'_>) -> Decision {
         let invalid = Decision::hard_deny(
             RuleRef::Builtin("filesystem.paths"),
             ReasonCode::FsPathInvalid,
@@ -289,7 +326,7 @@ impl Policy {
         if request.not_utf8 {
             return invalid;
         }
-        let Ok(asked) = normalize_guest_path(request.path.as_bytes()) else {
+        let Ok(asked) = normalize_guest_str(request.path) else {
             return invalid;
         };
         let outside = Decision::hard_deny(
@@ -299,9 +336,9 @@ impl Policy {
         let Some((mount_index, mount)) = self.mount_for(&asked) else {
             return outside;
         };
-        let resolved = match &request.resolved {
+        let resolved = match request.resolved {
             None => None,
-            Some(r) => match normalize_guest_path(r.as_bytes()) {
+            Some(r) => match normalize_guest_str(r) {
                 Ok(r) if r == asked => None,
                 Ok(r) => Some(r),
                 Err(_) => return outside,
@@ -538,6 +575,7 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::parse::parse_policy;
+    use crate::path::normalize_guest_path;
     use std::path::Path;
 
     const POLICY: &str = r#"

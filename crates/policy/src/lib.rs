@@ -37,8 +37,8 @@ pub mod templates;
 mod yaml_text;
 
 pub use decide::{
-    Decision, FsAccess, FsRequest, NetAccess, NetRequest, QuotaState, Request, RuleRef, Usage,
-    Verdict,
+    Decision, FsAccess, FsQuery, FsRequest, NetAccess, NetRequest, QuotaState, Request, RuleRef,
+    Usage, Verdict,
 };
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
 pub use glob::GlobPattern;
@@ -48,7 +48,9 @@ pub use net::{
     PortRange,
 };
 pub use parse::{load_policy, parse_policy, MAX_POLICY_BYTES};
-pub use path::{is_within, normalize_guest_path, InvalidPath, MAX_GUEST_PATH_BYTES};
+pub use path::{
+    is_within, normalize_guest_path, normalize_guest_path_cow, InvalidPath, MAX_GUEST_PATH_BYTES,
+};
 pub use reason::ReasonCode;
 pub use size::parse_size;
 pub use span::Span;

@@ -1,5 +1,7 @@
 //! Lexical normalisation of guest paths, before any matching.
 
+use std::borrow::Cow;
+
 /// Longest guest path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_GUEST_PATH_BYTES: usize = 4096;
 
@@ -28,6 +30,24 @@ impl InvalidPath {
 /// (as in POSIX). A path that climbs above a mount therefore lands outside it, and is decided
 /// as the path it names, never as a string prefix of a mount.
 pub fn normalize_guest_path(raw: &[u8]) -> Result<String, InvalidPath> {
+    normalize_guest_path_cow(raw).map(Cow::into_owned)
+}
+
+/// [`normalize_guest_path`] that borrows a path already in normal form (the usual case on the
+/// host-call path), so deciding it allocates nothing.
+pub fn normalize_guest_path_cow(raw: &[u8]) -> Result<Cow<'_, str>, InvalidPath> {
+    check_bytes(raw)?;
+    let text = std::str::from_utf8(raw).map_err(|_| InvalidPath::NotUtf8)?;
+    Ok(normalize_text(text))
+}
+
+/// [`normalize_guest_path_cow`] for text already known to be UTF-8.
+pub(crate) fn normalize_guest_str(text: &str) -> Result<Cow<'_, str>, InvalidPath> {
+    check_bytes(text.as_bytes())?;
+    Ok(normalize_text(text))
+}
+
+fn check_bytes(raw: &[u8]) -> Result<(), InvalidPath> {
     if raw.is_empty() {
         return Err(InvalidPath::Empty);
     }
@@ -37,7 +57,13 @@ pub fn normalize_guest_path(raw: &[u8]) -> Result<String, InvalidPath> {
     if raw.contains(&0) {
         return Err(InvalidPath::ContainsNul);
     }
-    let text = std::str::from_utf8(raw).map_err(|_| InvalidPath::NotUtf8)?;
+    Ok(())
+}
+
+fn normalize_text(text: &str) -> Cow<'_, str> {
+    if is_normal(text) {
+        return Cow::Borrowed(text);
+    }
     let mut segments: Vec<&str> = Vec::new();
     for part in text.split('/') {
         match part {
@@ -56,7 +82,34 @@ pub fn normalize_guest_path(raw: &[u8]) -> Result<String, InvalidPath> {
     if out.is_empty() {
         out.push('/');
     }
-    Ok(out)
+    Cow::Owned(out)
+}
+
+/// True when normalising `text` would return it unchanged: absolute, and no empty, `.` or
+/// `..` segment. One pass over the bytes: this runs on every host call.
+fn is_normal(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes == b"/" {
+        return true;
+    }
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    // Each segment starts after a `/`; it must not be empty, `.` or `..`.
+    let mut start = 1;
+    loop {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(bytes.len(), |i| start + i);
+        if matches!(&bytes[start..end], b"" | b"." | b"..") {
+            return false;
+        }
+        if end == bytes.len() {
+            return true;
+        }
+        start = end + 1;
+    }
 }
 
 /// True when `path` is `base` or lies beneath it, compared by whole segments.
@@ -86,6 +139,35 @@ mod tests {
         assert_eq!(norm("/data/x/../y"), "/data/y");
         assert_eq!(norm("/"), "/");
         assert_eq!(norm("."), "/");
+    }
+
+    #[test]
+    fn normal_paths_are_borrowed_and_others_normalised() {
+        for normal in [
+            "/",
+            "/data",
+            "/data/a.txt",
+            "/a/b/c",
+            "/data/.hidden",
+            "/x..y",
+        ] {
+            let cow = normalize_guest_path_cow(normal.as_bytes()).unwrap();
+            assert!(matches!(cow, Cow::Borrowed(_)), "{normal}");
+            assert_eq!(cow, norm(normal));
+        }
+        for other in [
+            "data",
+            "/data/",
+            "//data",
+            "/data/./x",
+            "/data/../x",
+            "/.",
+            "/..",
+        ] {
+            let cow = normalize_guest_path_cow(other.as_bytes()).unwrap();
+            assert!(matches!(cow, Cow::Owned(_)), "{other}");
+            assert_eq!(cow, norm(other));
+        }
     }
 
     #[test]

@@ -89,9 +89,16 @@ pub fn error_code(error: &HostError) -> i32 {
 
 type Ctx<'a> = Caller<'a, RunState>;
 
+/// The caller's `memory` export, looked up by name once per call and then kept.
 fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
+    if let Some(memory) = caller.data().memory {
+        return Some(memory);
+    }
     match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
+        Some(Extern::Memory(m)) => {
+            caller.data_mut().memory = Some(m);
+            Some(m)
+        }
         _ => None,
     }
 }
@@ -159,17 +166,37 @@ fn guest_buffer(
     }
 }
 
-/// Copies a path out of guest memory (at most one byte past the longest valid path, so an
-/// overlong path is refused by `decide` without a large host allocation).
-fn read_path(
+/// A path argument in guest memory, checked and cut to one byte past the longest valid path
+/// (so an overlong path is refused by `decide` without a large host slice). The path is read
+/// in place: the host-call path copies nothing.
+fn path_range(
     caller: &mut Ctx<'_>,
     function: &'static str,
     ptr: i32,
     len: i32,
-) -> Result<Vec<u8>, i32> {
+) -> Result<(Memory, std::ops::Range<usize>), i32> {
     let (mem, range) = guest_buffer(caller, function, ptr, len)?;
     let take = range.len().min(MAX_GUEST_PATH_BYTES + 1);
-    Ok(mem.data(&*caller)[range.start..range.start + take].to_vec())
+    Ok((mem, range.start..range.start + take))
+}
+
+/// The path to read and the buffer to fill, both in guest memory. Only when the guest made
+/// them overlap is the path copied.
+fn path_and_buffer(
+    data: &mut [u8],
+    path: std::ops::Range<usize>,
+    buf: std::ops::Range<usize>,
+) -> (std::borrow::Cow<'_, [u8]>, &mut [u8]) {
+    if path.end <= buf.start {
+        let (low, high) = data.split_at_mut(buf.start);
+        (low[path].into(), &mut high[..buf.len()])
+    } else if buf.end <= path.start {
+        let (low, high) = data.split_at_mut(path.start);
+        (high[..path.len()].into(), &mut low[buf])
+    } else {
+        let copied = data[path].to_vec();
+        (copied.into(), &mut data[buf])
+    }
 }
 
 /// Turns a host error into the guest's return value, or ends the run for `on_deny: trap`.
@@ -261,12 +288,12 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
          buf: i32,
          buf_len: i32|
          -> wasmtime::Result<i32> {
-            let path = match read_path(&mut caller, "fs_read", path_ptr, path_len) {
+            let (mem, path) = match path_range(&mut caller, "fs_read", path_ptr, path_len) {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let (mem, range) = match guest_buffer(&mut caller, "fs_read", buf, buf_len) {
-                Ok(found) => found,
+            let range = match guest_buffer(&mut caller, "fs_read", buf, buf_len) {
+                Ok((_, range)) => range,
                 Err(code) => return Ok(code),
             };
             let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
@@ -275,7 +302,8 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             }
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_read(&path, offset as u64, &mut data[range]);
+            let (path, buf) = path_and_buffer(data, path, range);
+            let result = state.broker.fs_read(&path, offset as u64, buf);
             if let Ok(n) = result {
                 charge(&mut caller, n)?;
             }
@@ -293,12 +321,12 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
          data_len: i32,
          flags: i32|
          -> wasmtime::Result<i32> {
-            let path = match read_path(&mut caller, "fs_write", path_ptr, path_len) {
+            let (mem, path) = match path_range(&mut caller, "fs_write", path_ptr, path_len) {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let (mem, range) = match guest_buffer(&mut caller, "fs_write", data_ptr, data_len) {
-                Ok(found) => found,
+            let range = match guest_buffer(&mut caller, "fs_write", data_ptr, data_len) {
+                Ok((_, range)) => range,
                 Err(code) => return Ok(code),
             };
             if flags & !WRITE_APPEND != 0 || range.len() > MAX_IO_BYTES as usize {
@@ -306,9 +334,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             }
             charge(&mut caller, (path.len() + range.len()) as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state
-                .broker
-                .fs_write(&path, &data[range], flags & WRITE_APPEND != 0);
+            let result =
+                state
+                    .broker
+                    .fs_write(&data[path], &data[range], flags & WRITE_APPEND != 0);
             finish(result.map(|n| n as i32))
         },
     )?;
@@ -317,17 +346,17 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         MODULE,
         "fs_stat",
         |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32| -> wasmtime::Result<i32> {
-            let path = match read_path(&mut caller, "fs_stat", path_ptr, path_len) {
+            let (mem, path) = match path_range(&mut caller, "fs_stat", path_ptr, path_len) {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let (mem, range) = match guest_buffer(&mut caller, "fs_stat", out, 12) {
-                Ok(found) => found,
+            let range = match guest_buffer(&mut caller, "fs_stat", out, 12) {
+                Ok((_, range)) => range,
                 Err(code) => return Ok(code),
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_stat(&path).map(|stat| {
+            let result = state.broker.fs_stat(&data[path]).map(|stat| {
                 data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
                 data[range.start + 8..range.end]
                     .copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
@@ -346,17 +375,17 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
          buf: i32,
          buf_len: i32|
          -> wasmtime::Result<i32> {
-            let path = match read_path(&mut caller, "fs_list", path_ptr, path_len) {
+            let (mem, path) = match path_range(&mut caller, "fs_list", path_ptr, path_len) {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
-            let (mem, range) = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
-                Ok(found) => found,
+            let range = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
+                Ok((_, range)) => range,
                 Err(code) => return Ok(code),
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_list(&path).map(|listing| {
+            let result = state.broker.fs_list(&data[path]).map(|listing| {
                 let n = listing.len().min(range.len());
                 data[range.start..range.start + n].copy_from_slice(&listing[..n]);
                 // The full length, so a guest with a short buffer can retry with a larger one.
@@ -373,12 +402,13 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         MODULE,
         "fs_delete",
         |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i32> {
-            let path = match read_path(&mut caller, "fs_delete", path_ptr, path_len) {
+            let (mem, path) = match path_range(&mut caller, "fs_delete", path_ptr, path_len) {
                 Ok(p) => p,
                 Err(code) => return Ok(code),
             };
             charge(&mut caller, path.len() as u64)?;
-            let result = caller.data_mut().broker.fs_delete(&path).map(|()| 0);
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let result = state.broker.fs_delete(&data[path]).map(|()| 0);
             finish(result)
         },
     )?;
@@ -465,7 +495,20 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::guest_range;
+    use super::{guest_range, path_and_buffer};
+
+    #[test]
+    fn a_path_overlapping_the_buffer_is_read_before_the_buffer_is_written() {
+        let mut data: Vec<u8> = (0..32).collect();
+        let (path, buf) = path_and_buffer(&mut data, 0..4, 8..12);
+        assert_eq!((&*path, buf.len()), (&[0, 1, 2, 3][..], 4));
+        let (path, buf) = path_and_buffer(&mut data, 20..22, 2..6);
+        assert_eq!((&*path, buf.len()), (&[20, 21][..], 4));
+        let (path, buf) = path_and_buffer(&mut data, 4..8, 6..10);
+        buf.fill(0xff);
+        assert_eq!(&*path, &[4, 5, 6, 7]);
+        assert_eq!(&data[4..10], &[4, 5, 0xff, 0xff, 0xff, 0xff]);
+    }
 
     #[test]
     fn guest_ranges_are_bounds_checked_without_overflow() {

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use sandbox_policy::{Decision, OnDeny, Policy, ReasonCode, Request, RuleRef, Usage, Verdict};
+use sandbox_policy::{
+    Decision, FsQuery, OnDeny, Policy, ReasonCode, Request, RuleRef, Usage, Verdict,
+};
 
 use crate::events::{Event, EventLog, Outcome};
 use crate::fs::Mounts;
@@ -63,9 +65,20 @@ pub struct Broker {
 impl Broker {
     /// A broker for one run; `deadline` is when the run's wall-clock budget ends.
     pub fn new(policy: Arc<Policy>, mounts: Mounts, deadline: Instant) -> Broker {
+        Broker::with_log(policy, mounts, deadline, EventLog::new(0))
+    }
+
+    /// A broker that records into `log`, emptied first (its storage is kept).
+    pub(crate) fn with_log(
+        policy: Arc<Policy>,
+        mounts: Mounts,
+        deadline: Instant,
+        mut log: EventLog,
+    ) -> Broker {
         let max = usize::try_from(policy.limits.max_events.value).unwrap_or(usize::MAX);
+        log.clear(max);
         Broker {
-            log: EventLog::new(max),
+            log,
             policy,
             mounts,
             usage: Usage::default(),
@@ -79,12 +92,24 @@ impl Broker {
     pub(crate) fn check(&mut self, request: Request) -> Result<Allowed, HostError> {
         let decision = self.policy.decide(&self.usage, &request);
         let capability = request.capability();
-        let index = self.log.record(Event {
-            capability,
-            decision,
-            request: Some(request),
-            outcome: Outcome::None,
-        });
+        let index = self.log.record_request(decision, request);
+        self.conclude(decision, index, capability)
+    }
+
+    /// [`Broker::check`] for a borrowed filesystem request: the host-call path, which
+    /// allocates nothing to decide and record it.
+    pub(crate) fn check_fs(&mut self, query: &FsQuery<'_>) -> Result<Allowed, HostError> {
+        let decision = self.policy.decide_fs(&self.usage, query);
+        let index = self.log.record_fs(decision, query);
+        self.conclude(decision, index, query.op.capability())
+    }
+
+    fn conclude(
+        &mut self,
+        decision: Decision,
+        index: Option<usize>,
+        capability: &'static str,
+    ) -> Result<Allowed, HostError> {
         if decision.permits() {
             return Ok(Allowed {
                 event: index,
@@ -142,5 +167,17 @@ impl Broker {
 
     pub fn log(&self) -> &EventLog {
         &self.log
+    }
+
+    /// Takes the event log out (leaving an empty one), to be used again by another call.
+    pub(crate) fn take_log(&mut self) -> EventLog {
+        std::mem::replace(&mut self.log, EventLog::new(0))
+    }
+
+    /// Starts over as if new: no usage, no events; the log's storage is kept.
+    pub(crate) fn reset(&mut self) {
+        let max = usize::try_from(self.policy.limits.max_events.value).unwrap_or(usize::MAX);
+        self.usage = Usage::default();
+        self.log.clear(max);
     }
 }

@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
-use sandbox_policy::{FsAccess, FsRequest, Request};
+use sandbox_policy::{FsAccess, FsQuery};
 
 use crate::broker::{Broker, HostError};
 use crate::fs::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Prepared};
@@ -20,14 +20,14 @@ pub(crate) struct DecidedPath {
 }
 
 impl DecidedPath {
-    fn request(&self, op: FsAccess, bytes: u64) -> Request {
-        Request::Fs(FsRequest {
+    fn query(&self, op: FsAccess, bytes: u64) -> FsQuery<'_> {
+        FsQuery {
             op,
-            path: self.request_path.clone(),
+            path: &self.request_path,
             not_utf8: false,
-            resolved: self.resolved.clone(),
+            resolved: self.resolved.as_deref(),
             bytes,
-        })
+        }
     }
 }
 
@@ -44,9 +44,16 @@ pub(crate) struct GuestFile {
 /// An open directory; relative paths are taken from its guest path.
 #[derive(Debug)]
 pub(crate) struct GuestDir {
-    dir: Dir,
+    dir: DirHandle,
     /// Normalised and resolved guest path, e.g. `/data/sub`.
     pub guest: String,
+}
+
+/// A mount's root is the broker's own handle; other directories are opened by the guest.
+#[derive(Debug)]
+enum DirHandle {
+    Mount(usize),
+    Opened(Dir),
 }
 
 pub(crate) enum Opened {
@@ -132,11 +139,18 @@ pub(crate) struct DirEntry {
 impl Broker {
     /// The root of mount `index`, handed to the guest as a preopened directory. Handing it out
     /// grants nothing: every operation beneath it is decided on its own.
-    pub(crate) fn preopen(&self, index: usize) -> std::io::Result<GuestDir> {
-        Ok(GuestDir {
-            dir: self.mounts.dirs[index].try_clone()?,
+    pub(crate) fn preopen(&self, index: usize) -> GuestDir {
+        GuestDir {
+            dir: DirHandle::Mount(index),
             guest: self.policy.filesystem.mounts[index].guest.clone(),
-        })
+        }
+    }
+
+    fn dir_of<'a>(&'a self, dir: &'a GuestDir) -> &'a Dir {
+        match &dir.dir {
+            DirHandle::Mount(index) => &self.mounts.dirs[*index],
+            DirHandle::Opened(handle) => handle,
+        }
     }
 
     fn lstat_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
@@ -197,7 +211,10 @@ impl Broker {
         let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
         let dir = open_dir_nofollow(root, &rel).map_err(io_error)?;
         let guest = prepared.effective().unwrap_or("/").to_owned();
-        Ok(GuestDir { dir, guest })
+        Ok(GuestDir {
+            dir: DirHandle::Opened(dir),
+            guest,
+        })
     }
 
     fn open_file_at(&self, prepared: &Prepared, spec: OpenSpec) -> Result<GuestFile, HostError> {
@@ -216,7 +233,7 @@ impl Broker {
         Ok(GuestFile {
             file: file.into_std(),
             path: DecidedPath {
-                request_path: prepared.request_path.clone(),
+                request_path: prepared.request_path.to_string(),
                 resolved: prepared.resolved.clone(),
             },
             readable: spec.read,
@@ -240,7 +257,7 @@ impl Broker {
         };
         let available = size.saturating_sub(position).min(buf.len() as u64);
         let event = self
-            .check(file.path.request(FsAccess::Read, available))?
+            .check_fs(&file.path.query(FsAccess::Read, available))?
             .event;
         let buf = &mut buf[..available as usize];
         let mut filled = 0;
@@ -282,7 +299,7 @@ impl Broker {
         };
         let charged = start.saturating_sub(size).saturating_add(data.len() as u64);
         let event = self
-            .check(file.path.request(FsAccess::Write, charged))?
+            .check_fs(&file.path.query(FsAccess::Write, charged))?
             .event;
         let result = match offset {
             Some(at) => file.file.write_all_at(data, at),
@@ -306,7 +323,7 @@ impl Broker {
         let current = file.file.metadata().map_err(io_error)?.len();
         let growth = size.saturating_sub(current);
         let event = self
-            .check(file.path.request(FsAccess::Write, growth))?
+            .check_fs(&file.path.query(FsAccess::Write, growth))?
             .event;
         let result = file.file.set_len(size).map(|()| growth).map_err(io_error);
         if let Ok(n) = result {
@@ -337,7 +354,9 @@ impl Broker {
     }
 
     pub(crate) fn dir_stat(&self, dir: &GuestDir) -> Result<Stat, HostError> {
-        Ok(Stat::of(&dir.dir.dir_metadata().map_err(io_error)?))
+        Ok(Stat::of(
+            &self.dir_of(dir).dir_metadata().map_err(io_error)?,
+        ))
     }
 
     /// Lists an open directory, sorted by name, `.` and `..` first; decided as `list`.
@@ -345,9 +364,9 @@ impl Broker {
         let prepared = self.prepare(dir.guest.as_bytes(), true);
         let event = self.fs_check(FsAccess::List, &prepared, 0)?.event;
         let result = (|| {
-            let this = dir.dir.dir_metadata().map_err(io_error)?;
-            let mut entries: Vec<DirEntry> = dir
-                .dir
+            let handle = self.dir_of(dir);
+            let this = handle.dir_metadata().map_err(io_error)?;
+            let mut entries: Vec<DirEntry> = handle
                 .entries()
                 .map_err(io_error)?
                 .filter_map(|e| e.ok())

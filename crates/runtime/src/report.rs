@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::broker::Broker;
 use crate::events::{Event, Outcome};
-use crate::run::{Capture, RunConfig};
+use crate::run::Capture;
 
 pub const SCHEMA_VERSION: u32 = 1;
 pub const SANDBOX_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -161,11 +161,20 @@ pub struct Summary {
     pub denied: u64,
 }
 
+/// What ran, as the report names it; computed once per loaded plugin, not per call.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub plugin_path: String,
+    pub plugin_sha256: String,
+    pub policy_path: String,
+    pub policy_sha256: String,
+}
+
 pub(crate) struct ReportInput<'a> {
     pub status: Status,
     pub message: String,
     pub exit_code: Option<i32>,
-    pub config: &'a RunConfig,
+    pub subject: &'a Subject,
     pub broker: &'a Broker,
     pub fuel_consumed: u64,
     pub wall_time: Duration,
@@ -179,18 +188,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn build(input: ReportInput<'_>) -> Report {
-    let policy = &input.config.policy;
     let broker = input.broker;
+    let policy = &broker.policy;
     let usage = broker.usage();
     let fs_quotas = &policy.filesystem.quotas;
     let net_quotas = &policy.network.quotas;
     let mut previous = String::new();
+    // Each event becomes JSON once: for its hash, and again (hash included) for the digest.
+    let mut event_values = Vec::with_capacity(broker.log().events().len());
     let events: Vec<ReportEvent> = broker
         .log()
         .events()
         .iter()
         .enumerate()
         .map(|(seq, event)| {
+            let request = broker.log().request(event);
             let mut e = ReportEvent {
                 seq: seq as u64,
                 decision: event.decision.verdict,
@@ -198,11 +210,16 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
                 capability: event.capability.to_owned(),
                 rule_id: policy.rule_id(event.decision.rule),
                 reason_code: event.decision.reason,
-                request: event.request.clone(),
-                context: context(broker, event),
+                context: context(broker, event, request.as_ref()),
+                request,
                 hash: String::new(),
             };
-            e.hash = event_hash(&previous, &e);
+            let mut value = event_value(&e);
+            e.hash = hash_with_previous(&previous, &value);
+            if let Value::Object(map) = &mut value {
+                map.insert("hash".into(), e.hash.clone().into());
+            }
+            event_values.push(value);
             previous = e.hash.clone();
             e
         })
@@ -230,12 +247,12 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
             exit_code: input.exit_code,
         },
         plugin: PluginInfo {
-            path: input.config.plugin_path.clone(),
-            sha256: sha256_hex(&input.config.plugin_bytes),
+            path: input.subject.plugin_path.clone(),
+            sha256: input.subject.plugin_sha256.clone(),
         },
         policy: PolicyInfo {
-            path: input.config.policy_path.clone(),
-            sha256: input.config.policy_sha256.clone(),
+            path: input.subject.policy_path.clone(),
+            sha256: input.subject.policy_sha256.clone(),
             name: policy.name.clone(),
             mode: policy.mode.value.as_str().to_owned(),
         },
@@ -281,7 +298,7 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
         },
         digest: String::new(),
     };
-    report.digest = report_digest(&report);
+    report.digest = report_digest(&mut report, event_values);
     report
 }
 
@@ -303,10 +320,10 @@ fn clip(text: &str) -> Value {
 
 /// What a person needs to act on an event: the path as asked and as resolved, the host path,
 /// the bytes asked and the quota left, the size a grow asked for.
-fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
+fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<String, Value> {
     let mut c = Map::new();
     let d = &event.decision;
-    if let Some(Request::Fs(r)) = &event.request {
+    if let Some(Request::Fs(r)) = request {
         c.insert("path".into(), clip(&r.path));
         let normal = (!r.not_utf8)
             .then(|| sandbox_policy::normalize_guest_path(r.path.as_bytes()).ok())
@@ -332,7 +349,7 @@ fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
             c.insert("bytes_asked".into(), r.bytes.into());
         }
     }
-    if let Some(Request::Net(r)) = &event.request {
+    if let Some(Request::Net(r)) = request {
         c.insert("host".into(), clip(&r.host));
         c.insert("port".into(), r.port.into());
         if let Some(a) = r.address {
@@ -394,64 +411,101 @@ fn context(broker: &Broker, event: &Event) -> Map<String, Value> {
 
 /// JSON with object keys sorted at every level, so hashes do not depend on field order.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Writes canonical JSON into `out`: keys and scalars escaped by serde_json itself, straight
+/// into the buffer (no string per key or scalar).
+fn write_canonical(value: &Value, out: &mut impl std::io::Write) {
+    // Writes to a `Vec` or a hasher cannot fail.
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.iter().enumerate() {
+            let _ = out.write_all(b"{");
+            // serde_json's map iterates in key order unless a crate turned on
+            // `preserve_order`: sort only then.
+            let sorted = map.keys().zip(map.keys().skip(1)).all(|(a, b)| a <= b);
+            let mut write_entry = |i: usize, key: &String, value: &Value| {
                 if i > 0 {
-                    out.push(',');
+                    let _ = out.write_all(b",");
                 }
-                out.push_str(&Value::String((*key).clone()).to_string());
-                out.push(':');
-                write_canonical(&map[*key], out);
+                let _ = serde_json::to_writer(&mut *out, key);
+                let _ = out.write_all(b":");
+                write_canonical(value, out);
+            };
+            if sorted {
+                for (i, (key, value)) in map.iter().enumerate() {
+                    write_entry(i, key, value);
+                }
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (i, (key, value)) in entries.into_iter().enumerate() {
+                    write_entry(i, key, value);
+                }
             }
-            out.push('}');
+            let _ = out.write_all(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            let _ = out.write_all(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    let _ = out.write_all(b",");
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            let _ = out.write_all(b"]");
         }
-        other => out.push_str(&other.to_string()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
-fn hash_with_previous(previous: &str, mut event: Value) -> String {
-    if let Value::Object(map) = &mut event {
+/// SHA-256 (hex) of `prefix` then the canonical JSON of `value` without its `skip` key.
+fn canonical_hash(prefix: &str, value: &Value, skip: &str) -> String {
+    // Written whole, then hashed at once: cheaper than feeding the hash many small pieces.
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(prefix.as_bytes());
+    match value {
+        Value::Object(map) if map.contains_key(skip) => {
+            let mut rest = map.clone();
+            rest.remove(skip);
+            write_canonical(&Value::Object(rest), &mut out);
+        }
+        other => write_canonical(other, &mut out),
+    }
+    sha256_hex(&out)
+}
+
+fn hash_with_previous(previous: &str, event: &Value) -> String {
+    canonical_hash(previous, event, "hash")
+}
+
+/// An event as JSON, without its `hash`.
+fn event_value(event: &ReportEvent) -> Value {
+    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
         map.remove("hash");
     }
-    let mut hasher = Sha256::new();
-    hasher.update(previous.as_bytes());
-    hasher.update(canonical_json(&event).as_bytes());
-    hex::encode(hasher.finalize())
+    value
 }
 
-fn event_hash(previous: &str, event: &ReportEvent) -> String {
-    hash_with_previous(previous, serde_json::to_value(event).unwrap_or(Value::Null))
+fn digest_of_value(report: &Value) -> String {
+    canonical_hash("", report, "digest")
 }
 
-fn digest_of_value(mut report: Value) -> String {
-    if let Value::Object(map) = &mut report {
+/// The digest of a report whose events are given as JSON already (with their hashes).
+fn report_digest(report: &mut Report, events: Vec<Value>) -> String {
+    let kept = std::mem::take(&mut report.events);
+    let mut value = serde_json::to_value(&*report).unwrap_or(Value::Null);
+    report.events = kept;
+    if let Value::Object(map) = &mut value {
         map.remove("digest");
+        map.insert("events".into(), Value::Array(events));
     }
-    sha256_hex(canonical_json(&report).as_bytes())
-}
-
-fn report_digest(report: &Report) -> String {
-    digest_of_value(serde_json::to_value(report).unwrap_or(Value::Null))
+    digest_of_value(&value)
 }
 
 /// Why a report failed verification.
@@ -477,7 +531,7 @@ pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
     let mut previous = String::new();
     if let Some(events) = value.get("events").and_then(Value::as_array) {
         for (i, event) in events.iter().enumerate() {
-            let expected = hash_with_previous(&previous, event.clone());
+            let expected = hash_with_previous(&previous, event);
             let written = event.get("hash").and_then(Value::as_str).unwrap_or("");
             if written != expected {
                 return Err(VerifyError::EventChainBroken { seq: i as u64 });
@@ -490,7 +544,7 @@ pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    if written != digest_of_value(value) {
+    if written != digest_of_value(&value) {
         return Err(VerifyError::DigestMismatch);
     }
     Ok(report)
@@ -508,6 +562,38 @@ mod tests {
         let text = clipped.as_str().unwrap();
         assert!(text.len() < CONTEXT_TEXT_BYTES + 32, "{}", text.len());
         assert!(text.ends_with(&format!("… ({} bytes)", long.len())));
+    }
+
+    /// The first implementation, kept as the reference: reports hashed by it must verify.
+    fn reference_canonical(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let body: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        let key = Value::String((*k).clone()).to_string();
+                        format!("{key}:{}", reference_canonical(&map[*k]))
+                    })
+                    .collect();
+                format!("{{{}}}", body.join(","))
+            }
+            Value::Array(items) => {
+                let body: Vec<String> = items.iter().map(reference_canonical).collect();
+                format!("[{}]", body.join(","))
+            }
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn canonical_json_is_byte_for_byte_what_it_always_was() {
+        let value: Value = serde_json::from_str(
+            r#"{"z":[1,-2,3.5,1e300,null,true],"é\"\n\u0001":"tab\t\u2028 \\ /","a":{"":{},"b":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(canonical_json(&value), reference_canonical(&value));
     }
 
     #[test]

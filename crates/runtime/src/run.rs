@@ -2,19 +2,24 @@
 //! the report. A run that starts always ends with a report, whether the plugin completes,
 //! traps or exhausts a budget.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
-use wasmtime::{Config, Engine, ExternType, Linker, Module, Store, Trap};
+use wasmtime::{
+    Config, Engine, Extern, ExternType, Instance, InstancePre, Linker, Memory, Module,
+    ModuleExport, Store, Trap, TypedFunc, UpdateDeadline,
+};
 
 use crate::abi;
 use crate::broker::Broker;
-use crate::events::Outcome;
+use crate::cache::ModuleCache;
+use crate::epoch;
+use crate::events::{EventLog, Outcome};
 use crate::fs::{MountError, Mounts};
 use crate::limiter::{LimitHit, RunLimiter};
-use crate::report::{self, Report, Status};
+use crate::report::{self, Report, Status, Subject};
+use crate::sandbox::{Allocation, Sandbox};
 use crate::wasi::{self, GuestExit, WasiState};
 
 /// Why a run could not start (exit code 1). No report exists for these.
@@ -38,6 +43,8 @@ pub enum StartError {
     },
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    #[error("policy `{path}`: {message}")]
+    Policy { path: String, message: String },
 }
 
 /// The run ended because the guest was denied and the policy says `on_deny: trap`.
@@ -83,6 +90,8 @@ pub struct RunState {
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
     pub(crate) wasi: WasiState,
+    /// The instance's `memory` export, found by the first host call that needs it.
+    pub(crate) memory: Option<Memory>,
 }
 
 /// What to run, and the names the report records.
@@ -112,46 +121,20 @@ pub struct RunOutput {
 /// The engine settings every run uses: fuel and epochs on, threads off (shared memories would
 /// grow outside the limiter).
 pub fn engine() -> Result<Engine, StartError> {
+    Engine::new(&engine_config()).map_err(|e| StartError::Engine(e.to_string()))
+}
+
+/// The [`engine`] settings, before an allocation strategy is chosen.
+pub(crate) fn engine_config() -> Config {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(1 << 20);
-    Engine::new(&config).map_err(|e| StartError::Engine(e.to_string()))
-}
-
-/// Stops the wall-clock timer thread when the run ends.
-struct Deadline {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Deadline {
-    /// Bumps the engine's epoch once the timeout has passed, which interrupts Wasm code.
-    fn start(engine: &Engine, timeout: Duration) -> Deadline {
-        let (stop, wait) = mpsc::channel::<()>();
-        let engine = engine.clone();
-        let thread = std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
-                engine.increment_epoch();
-            }
-        });
-        Deadline {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Deadline {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    config
 }
 
 /// How a call ended.
+#[derive(Clone)]
 enum Ended {
     Completed,
     Exited(i32),
@@ -185,17 +168,37 @@ fn first_line(text: &str) -> String {
 
 /// Compiles a plugin (WAT or binary) and checks it against the sandbox's imports.
 pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartError> {
-    let path = config.plugin_path.clone();
-    let limit = config.policy.limits.module_bytes.value;
-    let size = config.plugin_bytes.len() as u64;
+    check_size(&config.policy, &config.plugin_path, &config.plugin_bytes)?;
+    let module = compile(engine, &config.plugin_path, &config.plugin_bytes)?;
+    check_module(&module, &config.plugin_path, &config.entry)?;
+    Ok(module)
+}
+
+/// Refuses a module larger than the policy's `limits.module_bytes`, before compiling it.
+pub(crate) fn check_size(policy: &Policy, path: &str, bytes: &[u8]) -> Result<(), StartError> {
+    let limit = policy.limits.module_bytes.value;
+    let size = bytes.len() as u64;
     if size > limit {
-        return Err(StartError::ModuleTooLarge { path, size, limit });
+        return Err(StartError::ModuleTooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
     }
-    let module =
-        Module::new(engine, &config.plugin_bytes).map_err(|e| StartError::InvalidModule {
-            path: path.clone(),
-            message: describe_compile_error(&e),
-        })?;
+    Ok(())
+}
+
+pub(crate) fn compile(engine: &Engine, path: &str, bytes: &[u8]) -> Result<Module, StartError> {
+    Module::new(engine, bytes).map_err(|e| StartError::InvalidModule {
+        path: path.to_owned(),
+        message: describe_compile_error(&e),
+    })
+}
+
+/// The import check: every import is a `sandbox` function, and the entry is `() -> ()`. It
+/// runs on every module, compiled or read from the cache.
+pub(crate) fn check_module(module: &Module, path: &str, entry: &str) -> Result<(), StartError> {
+    let path = path.to_owned();
     let unknown: Vec<String> = module
         .imports()
         .filter(|i| !provides(i.module(), i.name()))
@@ -207,11 +210,11 @@ pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartE
             imports: unknown,
         });
     }
-    match module.get_export(&config.entry) {
-        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(module),
+    match module.get_export(entry) {
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
         _ => Err(StartError::MissingEntry {
             path,
-            entry: config.entry.clone(),
+            entry: entry.to_owned(),
         }),
     }
 }
@@ -237,7 +240,7 @@ fn describe_compile_error(error: &wasmtime::Error) -> String {
 }
 
 /// argv[0]: the plugin's file name, so no host folder leaks into the guest.
-fn program_name(plugin_path: &str) -> String {
+pub(crate) fn program_name(plugin_path: &str) -> String {
     std::path::Path::new(plugin_path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -250,71 +253,215 @@ pub fn run(config: RunConfig) -> Result<RunOutput, StartError> {
     run_with_engine(&engine, config)
 }
 
+/// [`run`] on an engine made by [`engine`] (or with the same settings), with no module cache.
 pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, StartError> {
-    let module = load_module(engine, &config)?;
-    let policy = Arc::clone(&config.policy);
-    let mounts = Mounts::open(&policy).map_err(|source| StartError::Mount {
-        policy: config.policy_path.clone(),
-        source,
-    })?;
+    let sandbox = sandbox_for(&config).engine(engine.clone()).build()?;
+    run_in(&sandbox, config)
+}
+
+/// [`run`] with compiled modules kept in `cache` (see [`ModuleCache`]); `None` compiles every
+/// time. This is what `sandbox-cli run` does: instances are allocated on demand.
+pub fn run_with_cache(
+    config: RunConfig,
+    cache: Option<ModuleCache>,
+) -> Result<RunOutput, StartError> {
+    let sandbox = sandbox_for(&config)
+        .allocation(Allocation::OnDemand)
+        .cache(cache)
+        .build()?;
+    run_in(&sandbox, config)
+}
+
+fn sandbox_for(config: &RunConfig) -> crate::sandbox::SandboxBuilder {
+    Sandbox::builder(Arc::clone(&config.policy))
+        .policy_source(config.policy_path.clone(), config.policy_sha256.clone())
+}
+
+fn run_in(sandbox: &Sandbox, config: RunConfig) -> Result<RunOutput, StartError> {
+    let plugin = sandbox.load(&config.plugin_path, &config.plugin_bytes, &config.entry)?;
+    Ok(plugin.call_with_args(&config.input, &config.args))
+}
+
+/// The linker every plugin is resolved against: the `sandbox` host ABI.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, StartError> {
     let mut linker = Linker::new(engine);
     abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
     wasi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
-    // Resolves every import against the ABI's types now, so a wrong signature is a load
-    // error (exit 1), not a trap at instantiation.
-    let instance_pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| StartError::BadImport {
-            path: config.plugin_path.clone(),
-            message: first_line(&e.to_string()),
-        })?;
+    Ok(linker)
+}
 
-    let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
-    let broker = Broker::new(Arc::clone(&policy), mounts, Instant::now() + timeout);
-    let wasi = WasiState::new(
-        &policy,
-        &broker,
-        &program_name(&config.plugin_path),
-        &config.args,
-    )
-    .map_err(|e| StartError::Engine(format!("cannot open the mounts for WASI: {e}")))?;
-    let state = RunState {
+/// Resolves every import against the ABI's types now, so a wrong signature is a load error
+/// (exit 1), not a trap at instantiation.
+pub(crate) fn instantiate_pre(
+    linker: &Linker<RunState>,
+    module: &Module,
+    path: &str,
+) -> Result<InstancePre<RunState>, StartError> {
+    linker
+        .instantiate_pre(module)
+        .map_err(|e| StartError::BadImport {
+            path: path.to_owned(),
+            message: first_line(&e.to_string()),
+        })
+}
+
+/// What a call gives the guest: its input (stdin for WASI) and its argv after the program name.
+pub(crate) struct CallInput {
+    pub input: Vec<u8>,
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+/// The state of one call: its own broker (usage, quotas, event log), limiter, stdio and WASI
+/// view. The log may come from an earlier call; it is emptied.
+pub(crate) fn new_state(
+    policy: &Arc<Policy>,
+    mounts: &Mounts,
+    call: CallInput,
+    deadline: Instant,
+    log: EventLog,
+) -> RunState {
+    let broker = Broker::with_log(Arc::clone(policy), mounts.clone(), deadline, log);
+    let wasi = WasiState::new(policy, &broker, &call.program, &call.args);
+    RunState {
         broker,
         wasi,
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
-        input: config.input.clone(),
+        input: call.input,
         stdout: Capture::new(policy.stdio.stdout_bytes.value),
         stderr: Capture::new(policy.stdio.stderr_bytes.value),
-    };
-    let mut store = Store::new(engine, state);
+        memory: None,
+    }
+}
+
+/// Where a module's entry export is, found by name once per plugin rather than once per
+/// call.
+pub(crate) struct Exports {
+    entry_name: String,
+    entry: Option<ModuleExport>,
+}
+
+impl Exports {
+    pub(crate) fn of(module: &Module, entry: &str) -> Exports {
+        Exports {
+            entry_name: entry.to_owned(),
+            entry: module.get_export_index(entry),
+        }
+    }
+}
+
+/// A call after its per-call setup: a store with its budgets set, and the entry of the new
+/// instance (or how instantiation ended the call: a start function may trap or exhaust a
+/// budget).
+pub(crate) struct Prepared {
+    store: Store<RunState>,
+    instance: Result<Instance, Ended>,
+    /// The entry, found on the first call (so setup does not pay for it).
+    entry: Option<TypedFunc<(), ()>>,
+    started: Instant,
+    fuel_limit: u64,
+}
+
+/// The per-call setup: fresh state, fuel, the wall-clock deadline (the shared epoch thread
+/// ticks; the store checks the real time at each tick), then instantiation.
+pub(crate) fn instantiate(
+    pre: &InstancePre<RunState>,
+    policy: &Arc<Policy>,
+    mounts: &Mounts,
+    call: CallInput,
+    log: EventLog,
+) -> Prepared {
+    let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
+    let started = Instant::now();
+    let state = new_state(policy, mounts, call, started + timeout, log);
+    let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limiter);
     let fuel_limit = policy.budgets.fuel.value;
-    store
-        .set_fuel(fuel_limit)
-        .map_err(|e| StartError::Engine(e.to_string()))?;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_trap();
-
-    let started = Instant::now();
-    let deadline = Deadline::start(
-        engine,
-        Duration::from_millis(policy.budgets.timeout_ms.value),
-    );
-    let ended = match instance_pre.instantiate(&mut store) {
-        Err(e) => classify(&e),
-        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, &config.entry) {
-            Err(e) => Ended::Trapped(first_line(&e.to_string())),
-            Ok(func) => match func.call(&mut store, ()) {
-                Ok(()) => Ended::Completed,
-                Err(e) => classify(&e),
-            },
-        },
+    let fuel_set = store.set_fuel(fuel_limit);
+    store.set_epoch_deadline(epoch::ticks_for(timeout));
+    store.epoch_deadline_callback(|store| {
+        let left = store
+            .data()
+            .broker
+            .deadline
+            .saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(wasmtime::Error::new(Trap::Interrupt))
+        } else {
+            Ok(UpdateDeadline::Continue(epoch::ticks_for(left)))
+        }
+    });
+    let instance = match fuel_set {
+        Err(e) => Err(Ended::Trapped(first_line(&e.to_string()))),
+        Ok(()) => pre.instantiate(&mut store).map_err(|e| classify(&e)),
     };
-    drop(deadline);
+    Prepared {
+        store,
+        instance,
+        entry: None,
+        started,
+        fuel_limit,
+    }
+}
+
+impl Prepared {
+    /// Calls the entry in this call's instance: what [`finish`] does before the report.
+    fn invoke(&mut self, exports: &Exports) -> Ended {
+        let instance = match &self.instance {
+            Err(ended) => return ended.clone(),
+            Ok(instance) => *instance,
+        };
+        let func = match &self.entry {
+            Some(func) => func.clone(),
+            None => {
+                let found = exports
+                    .entry
+                    .as_ref()
+                    .and_then(|e| instance.get_module_export(&mut self.store, e))
+                    .and_then(Extern::into_func);
+                let Some(func) = found else {
+                    return Ended::Trapped(format!(
+                        "no exported function `{}`",
+                        exports.entry_name
+                    ));
+                };
+                match func.typed::<(), ()>(&self.store) {
+                    Ok(func) => self.entry.insert(func).clone(),
+                    Err(e) => return Ended::Trapped(first_line(&e.to_string())),
+                }
+            }
+        };
+        match func.call(&mut self.store, ()) {
+            Ok(()) => Ended::Completed,
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// For the `call` benchmark: true when the entry completed.
+    pub(crate) fn invoke_completes(&mut self, exports: &Exports) -> bool {
+        matches!(self.invoke(exports), Ended::Completed)
+    }
+}
+
+/// Calls the entry of a prepared call and builds its report; hands back the event log for
+/// another call.
+pub(crate) fn finish(
+    mut prepared: Prepared,
+    exports: &Exports,
+    subject: &Subject,
+) -> (RunOutput, EventLog) {
+    let ended = prepared.invoke(exports);
+    let Prepared {
+        mut store,
+        started,
+        fuel_limit,
+        ..
+    } = prepared;
     let wall_time = started.elapsed();
 
     let fuel_left = store.get_fuel().unwrap_or(0);
     let fuel_consumed = fuel_limit.saturating_sub(fuel_left);
+    let policy = Arc::clone(&store.data().broker.policy);
     let state = store.data_mut();
     let mut exit_code = None;
     let (status, message) = match ended {
@@ -389,12 +536,12 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
             (Status::MemoryLimit, message)
         }
     };
-    let state = store.into_data();
+    let mut state = store.into_data();
     let report = report::build(report::ReportInput {
         status,
         message,
         exit_code,
-        config: &config,
+        subject,
         broker: &state.broker,
         fuel_consumed,
         wall_time,
@@ -402,9 +549,11 @@ pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, 
         stdout: &state.stdout,
         stderr: &state.stderr,
     });
-    Ok(RunOutput {
+    let log = state.broker.take_log();
+    let output = RunOutput {
         report,
         stdout: state.stdout.bytes,
         stderr: state.stderr.bytes,
-    })
+    };
+    (output, log)
 }

@@ -194,11 +194,11 @@ impl WasiState {
         broker: &Broker,
         program: &str,
         args: &[String],
-    ) -> std::io::Result<WasiState> {
+    ) -> WasiState {
         let mut fds = vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr)];
         for (index, mount) in policy.filesystem.mounts.iter().enumerate() {
             fds.push(Some(Fd::Dir {
-                dir: broker.preopen(index)?,
+                dir: broker.preopen(index),
                 preopen: Some(mount.guest.clone()),
             }));
         }
@@ -224,7 +224,7 @@ impl WasiState {
                 None,
             )
         };
-        Ok(WasiState {
+        WasiState {
             fds,
             args,
             env,
@@ -236,7 +236,7 @@ impl WasiState {
             fuel_limit: policy.budgets.fuel.value,
             fuel_used: 0,
             copied: 0,
-        })
+        }
     }
 
     fn now(&self, clock_id: i32) -> Option<u64> {

@@ -1,4 +1,6 @@
 //! The runtime crate's one integration-test binary.
 
+mod alloc;
 mod docs;
+mod embed;
 mod net;

@@ -133,7 +133,9 @@ fn denied_by_host_before_any_lookup() {
     );
     assert_eq!(b.usage().net_connections, 0);
     let event = b.log().events().last().unwrap();
-    assert!(matches!(&event.request, Some(sandbox_policy::Request::Net(r)) if r.address.is_none()));
+    assert!(
+        matches!(b.log().request(event), Some(sandbox_policy::Request::Net(r)) if r.address.is_none())
+    );
 }
 
 #[test]
