@@ -21,7 +21,11 @@ use crate::report::{SANDBOX_VERSION, WASMTIME_VERSION};
 const MAGIC: &[u8; 16] = b"sandbox-cwasm-1\n";
 const HEADER_BYTES: usize = 16 + 32 * 3;
 
-/// Where compiled modules are kept between runs. See the [module docs](self) for the rules.
+/// Where compiled modules are kept between runs. An entry is keyed by the module's SHA-256 and
+/// a fingerprint of the engine (Wasmtime's compatibility hash and both crates' versions), is
+/// written by atomic rename into a folder created `0700`, and is used only after its digest
+/// checks out and its header names the module and engine asked for; anything else is compiled
+/// again and replaced. A folder that cannot be written means no cache, never an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleCache {
     dir: PathBuf,

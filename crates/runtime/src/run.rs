@@ -411,25 +411,23 @@ impl Prepared {
             Err(ended) => return ended.clone(),
             Ok(instance) => *instance,
         };
-        let func = match &self.entry {
-            Some(func) => func.clone(),
-            None => {
-                let found = exports
-                    .entry
-                    .as_ref()
-                    .and_then(|e| instance.get_module_export(&mut self.store, e))
-                    .and_then(Extern::into_func);
-                let Some(func) = found else {
-                    return Ended::Trapped(format!(
-                        "no exported function `{}`",
-                        exports.entry_name
-                    ));
-                };
-                match func.typed::<(), ()>(&self.store) {
-                    Ok(func) => self.entry.insert(func).clone(),
-                    Err(e) => return Ended::Trapped(first_line(&e.to_string())),
-                }
+        if self.entry.is_none() {
+            let found = exports
+                .entry
+                .as_ref()
+                .and_then(|e| instance.get_module_export(&mut self.store, e))
+                .and_then(Extern::into_func);
+            let Some(func) = found else {
+                return Ended::Trapped(format!("no exported function `{}`", exports.entry_name));
+            };
+            match func.typed::<(), ()>(&self.store) {
+                Ok(func) => self.entry = Some(func),
+                Err(e) => return Ended::Trapped(first_line(&e.to_string())),
             }
+        }
+        // Borrowed, not cloned: a clone would count a reference on the type registry.
+        let Some(func) = &self.entry else {
+            return Ended::Trapped(format!("no exported function `{}`", exports.entry_name));
         };
         match func.call(&mut self.store, ()) {
             Ok(()) => Ended::Completed,
