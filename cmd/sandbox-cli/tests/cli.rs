@@ -1547,7 +1547,14 @@ fn usage_run_fast_mode_writes_every_artifact() {
     assert!(bench["note"].as_str().unwrap().contains("RUN_BENCH=0"));
     let cases = bench["cases"].as_array().unwrap();
     let names: Vec<&str> = cases.iter().map(|c| c["case"].as_str().unwrap()).collect();
-    assert_eq!(names[..2], ["capability_allowed", "deny_heavy"]);
+    assert_eq!(
+        names[..3],
+        [
+            "capability_allowed",
+            "capability_allowed_no_cache",
+            "deny_heavy"
+        ]
+    );
     for c in cases {
         let ms = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} in {c}"));
         assert_eq!(c["iterations"], 3);
