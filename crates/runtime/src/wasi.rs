@@ -511,6 +511,18 @@ fn dir_path(state: &mut RunState, fd: i32, path: &[u8]) -> WasiResult<Vec<u8>> {
     }
 }
 
+/// A path argument of a `path_*` call, joined to its directory fd.
+fn guest_path(
+    mem: &Mem<'_>,
+    state: &mut RunState,
+    fd: i32,
+    ptr: i32,
+    len: i32,
+) -> WasiResult<Vec<u8>> {
+    let path = mem.path(ptr, len)?;
+    dir_path(state, fd, &path)
+}
+
 fn filetype(kind: FileKind) -> u8 {
     match kind {
         FileKind::Regular => FILETYPE_REGULAR_FILE,
@@ -740,8 +752,7 @@ fn path_open(
     fdflags: i32,
     out: i32,
 ) -> WasiResult {
-    let path = mem.path(path, path_len)?;
-    let guest = dir_path(state, fd, &path)?;
+    let guest = guest_path(mem, state, fd, path, path_len)?;
     let spec = OpenSpec {
         read: rights & RIGHT_FD_READ != 0,
         write: rights & RIGHT_FD_WRITE != 0 || fdflags & FDFLAG_APPEND != 0,
@@ -1187,8 +1198,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         linker,
         "path_filestat_get",
         |mem, st, fd: i32, flags: i32, path: i32, path_len: i32, out: i32| {
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             let stat = st
                 .broker
                 .path_stat(&guest, flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
@@ -1207,8 +1217,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
          _atim: i64,
          _mtim: i64,
          _fst: i32| {
-            let path = mem.path(path, path_len)?;
-            dir_path(st, fd, &path)?;
+            guest_path(mem, st, fd, path, path_len)?;
             Err(Fail::Errno(errno::NOTSUP))
         }
     );
@@ -1216,8 +1225,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         linker,
         "path_create_directory",
         |mem, st, fd: i32, path: i32, path_len: i32| {
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             Ok(st.broker.make_dir(&guest)?)
         }
     );
@@ -1225,8 +1233,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         linker,
         "path_remove_directory",
         |mem, st, fd: i32, path: i32, path_len: i32| {
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             Ok(st.broker.remove_dir(&guest)?)
         }
     );
@@ -1234,8 +1241,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         linker,
         "path_unlink_file",
         |mem, st, fd: i32, path: i32, path_len: i32| {
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             Ok(st.broker.fs_delete(&guest)?)
         }
     );
@@ -1255,8 +1261,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         "path_symlink",
         |mem, st, target: i32, target_len: i32, fd: i32, path: i32, path_len: i32| {
             let target = mem.path(target, target_len)?;
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             Ok(st.broker.make_symlink(&target, &guest)?)
         }
     );
@@ -1264,8 +1269,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         linker,
         "path_readlink",
         |mem, st, fd: i32, path: i32, path_len: i32, buf: i32, buf_len: i32, out: i32| {
-            let path = mem.path(path, path_len)?;
-            let guest = dir_path(st, fd, &path)?;
+            let guest = guest_path(mem, st, fd, path, path_len)?;
             let contents = st.broker.read_symlink(&guest)?;
             let n = contents.len().min(buf_len as u32 as usize);
             mem.put(buf, &contents[..n])?;
