@@ -310,6 +310,8 @@ pub(crate) struct CallInput {
     pub input: Vec<u8>,
     pub program: String,
     pub args: Vec<String>,
+    /// Whether the module imports WASI at all; a plugin that does not pays nothing for it.
+    pub uses_wasi: bool,
 }
 
 /// The state of one call: its own broker (usage, quotas, event log), limiter, stdio and WASI
@@ -322,7 +324,11 @@ pub(crate) fn new_state(
     log: EventLog,
 ) -> RunState {
     let broker = Broker::with_log(Arc::clone(policy), mounts.clone(), deadline, log);
-    let wasi = WasiState::new(policy, &broker, &call.program, &call.args);
+    let wasi = if call.uses_wasi {
+        WasiState::new(policy, &broker, &call.program, &call.args)
+    } else {
+        WasiState::unused()
+    };
     RunState {
         broker,
         wasi,

@@ -479,6 +479,7 @@ impl Sandbox {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
                 program: run::program_name(path),
+                uses_wasi: module.imports().any(|i| i.module() == crate::wasi::MODULE),
                 pre,
                 exports,
                 subject: Subject {
@@ -509,6 +510,7 @@ struct PluginInner {
     sandbox: Sandbox,
     /// argv[0] of a WASI program: the plugin's file name, never a host folder.
     program: String,
+    uses_wasi: bool,
     pre: InstancePre<RunState>,
     exports: run::Exports,
     subject: Subject,
@@ -569,6 +571,7 @@ impl Plugin {
                 input: input.to_vec(),
                 program: inner.program.clone(),
                 args: args.to_vec(),
+                uses_wasi: inner.uses_wasi,
             },
             sandbox.take_log(),
         );

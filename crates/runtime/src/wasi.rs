@@ -239,6 +239,23 @@ impl WasiState {
         }
     }
 
+    /// The state of a plugin that imports no WASI function: nothing to set up per call.
+    pub(crate) fn unused() -> WasiState {
+        WasiState {
+            fds: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            clock: Clock::Virtual { slept_ns: 0 },
+            random: None,
+            stdin_position: 0,
+            open_files: 0,
+            open_files_limit: 0,
+            fuel_limit: 0,
+            fuel_used: 0,
+            copied: 0,
+        }
+    }
+
     fn now(&self, clock_id: i32) -> Option<u64> {
         match (&self.clock, clock_id) {
             (Clock::Virtual { slept_ns }, 0) => Some(
