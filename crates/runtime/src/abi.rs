@@ -78,7 +78,7 @@ pub fn error_code(error: &HostError) -> i32 {
             _ => ERR_DENIED,
         },
         HostError::NotFound => ERR_NOT_FOUND,
-        HostError::WrongKind => ERR_WRONG_KIND,
+        HostError::WrongKind | HostError::NotDir => ERR_WRONG_KIND,
         HostError::Io | HostError::Exists | HostError::NotEmpty => ERR_IO,
         HostError::Invalid => ERR_INVALID,
         HostError::Fault => ERR_FAULT,

@@ -29,6 +29,9 @@ pub enum HostError {
     NotFound,
     /// Allowed, but the path names a directory where a file was needed, or the reverse.
     WrongKind,
+    /// Allowed, but a component of the path, or the path itself, is not a directory where
+    /// one was needed.
+    NotDir,
     /// Allowed, but the host operation failed.
     Io,
     /// Allowed, but the file or directory to create already exists.

@@ -450,9 +450,8 @@ impl Broker {
 pub(crate) fn io_error(e: std::io::Error) -> HostError {
     match e.kind() {
         std::io::ErrorKind::NotFound => HostError::NotFound,
-        std::io::ErrorKind::IsADirectory | std::io::ErrorKind::NotADirectory => {
-            HostError::WrongKind
-        }
+        std::io::ErrorKind::IsADirectory => HostError::WrongKind,
+        std::io::ErrorKind::NotADirectory => HostError::NotDir,
         std::io::ErrorKind::AlreadyExists => HostError::Exists,
         std::io::ErrorKind::DirectoryNotEmpty => HostError::NotEmpty,
         _ => HostError::Io,
@@ -462,7 +461,7 @@ pub(crate) fn io_error(e: std::io::Error) -> HostError {
 pub(crate) fn failure_outcome(e: &HostError) -> Outcome {
     match e {
         HostError::NotFound => Outcome::NotFound,
-        HostError::WrongKind => Outcome::Failed {
+        HostError::WrongKind | HostError::NotDir => Outcome::Failed {
             error: "wrong kind of file".into(),
         },
         other => Outcome::Failed {

@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
-use sandbox_policy::{FsAccess, FsQuery};
+use sandbox_policy::{normalize_guest_path, FsAccess, FsQuery, MAX_GUEST_PATH_BYTES};
 
 use crate::broker::{Broker, HostError};
 use crate::fs::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Prepared};
@@ -219,14 +219,27 @@ impl Broker {
 
     fn open_file_at(&self, prepared: &Prepared, spec: OpenSpec) -> Result<GuestFile, HostError> {
         let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+        let writes = spec.write || spec.truncate || spec.append;
+        if spec.create && !writes {
+            // Like std, cap-std refuses `create` without `write` (C's `O_CREAT|O_RDONLY`):
+            // make the file, then open it only as asked.
+            let mut make = OpenOptions::new();
+            make.write(true).create_new(true);
+            match open_file_nofollow(root, &rel, &make) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !spec.exclusive => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
         let mut options = OpenOptions::new();
         options
-            .read(spec.read)
-            .write(spec.write || spec.truncate || spec.append)
+            // An open with neither right (for `fd_filestat_get`) reads nothing.
+            .read(spec.read || !writes)
+            .write(writes)
             .append(spec.append)
             .truncate(spec.truncate)
-            .create(spec.create);
-        if spec.create && spec.exclusive {
+            .create(spec.create && writes);
+        if spec.create && spec.exclusive && writes {
             options.create_new(true);
         }
         let file = open_file_nofollow(root, &rel, &options).map_err(io_error)?;
@@ -237,7 +250,7 @@ impl Broker {
                 resolved: prepared.resolved.clone(),
             },
             readable: spec.read,
-            writable: spec.write || spec.truncate || spec.append,
+            writable: writes,
             append: spec.append,
         })
     }
@@ -453,18 +466,38 @@ impl Broker {
         self.finish(to_event, result).map(|_| ())
     }
 
-    /// Creates a symlink, decided as `symlink` on the link's path. Absolute targets are
-    /// refused: a host process following the link later would read them as host paths.
+    /// Creates a symlink, decided as `symlink` on the link's path. Only a relative target
+    /// that stays inside the link's own mount is made: a host process following the link later
+    /// would read an absolute or escaping target as a host path.
     pub(crate) fn make_symlink(&mut self, target: &[u8], raw_link: &[u8]) -> Result<(), HostError> {
         let prepared = self.prepare(raw_link, false);
         let event = self.fs_check(FsAccess::Symlink, &prepared, 0)?.event;
         let result = match std::str::from_utf8(target) {
-            Ok(t) if !t.is_empty() && !t.starts_with('/') && !t.contains('\0') => {
+            Ok(t) if self.target_stays_in_mount(&prepared, t) => {
                 self.in_parent(&prepared, |parent, name| parent.symlink(t, name))
             }
             _ => Err(HostError::Invalid),
         };
         self.finish(event, result).map(|_| ())
+    }
+
+    fn target_stays_in_mount(&self, link: &Prepared<'_>, target: &str) -> bool {
+        if target.is_empty()
+            || target.starts_with('/')
+            || target.contains('\0')
+            || target.len() > MAX_GUEST_PATH_BYTES
+        {
+            return false;
+        }
+        let Some(link_path) = link.effective() else {
+            return false;
+        };
+        let parent = link_path.rsplit_once('/').map_or("", |(p, _)| p);
+        let Ok(points_to) = normalize_guest_path(format!("{parent}/{target}").as_bytes()) else {
+            return false;
+        };
+        let mount_of = |path: &str| self.policy.mount_for(path).map(|(i, _)| i);
+        mount_of(link_path).is_some() && mount_of(link_path) == mount_of(&points_to)
     }
 
     /// The contents of a symlink, decided as `stat`.

@@ -116,6 +116,8 @@ const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
 /// Most bytes one read or write moves when the guest passes several buffers; one buffer is
 /// read or written in place, up to the native ABI's limit.
 const GATHER_BYTES: usize = 64 << 10;
+/// Most buffers one read or write takes.
+const MAX_BUFFERS: u32 = 1024;
 /// Most subscriptions one `poll_oneoff` takes.
 const MAX_SUBSCRIPTIONS: u32 = 4096;
 
@@ -355,6 +357,7 @@ fn errno_of(error: &HostError) -> u16 {
         },
         HostError::NotFound => errno::NOENT,
         HostError::WrongKind => errno::ISDIR,
+        HostError::NotDir => errno::NOTDIR,
         HostError::Io => errno::IO,
         HostError::Exists => errno::EXIST,
         HostError::NotEmpty => errno::NOTEMPTY,
@@ -435,8 +438,11 @@ impl Mem<'_> {
     /// The guest's buffers (`iovec` or `ciovec` array), each bounds-checked.
     fn buffers(&self, iovs: i32, count: i32) -> WasiResult<Vec<std::ops::Range<usize>>> {
         let count = count as u32;
-        // Each entry is 8 bytes, so the array itself bounds the count.
-        self.range(iovs, count.saturating_mul(8))?;
+        // Linux's IOV_MAX: libc and std never pass more, and the host's work stays bounded.
+        if count > MAX_BUFFERS {
+            return Err(Fail::Errno(errno::INVAL));
+        }
+        self.range(iovs, count * 8)?;
         let mut ranges = Vec::with_capacity(count.min(1024) as usize);
         for i in 0..count {
             let at = iovs.wrapping_add((i * 8) as i32);
@@ -738,6 +744,8 @@ fn fd_readdir(
         return Err(Fail::Errno(errno::NOTDIR));
     };
     let entries = broker.dir_list(dir)?;
+    // Each call lists the whole directory: charge for every entry, not only those copied.
+    wasi.copied += entries.len() as u64 * 24;
     let mut bytes = Vec::with_capacity(room.min(64 << 10));
     for (index, entry) in entries.iter().enumerate().skip(cookie as usize) {
         if bytes.len() >= room {
@@ -794,7 +802,9 @@ fn path_open(
         return Err(Fail::Errno(errno::MFILE));
     }
     let opened = match broker.open(&guest, spec) {
-        Err(HostError::WrongKind) if spec.directory => return Err(Fail::Errno(errno::NOTDIR)),
+        Err(HostError::WrongKind | HostError::NotDir) if spec.directory => {
+            return Err(Fail::Errno(errno::NOTDIR))
+        }
         other => other?,
     };
     let entry = match opened {
@@ -820,7 +830,8 @@ fn poll_oneoff(
     }
     mem.range(subscriptions, count * 48)?;
     mem.range(events, count * 32)?;
-    let mut ready: Vec<(u64, u8, u64)> = Vec::new();
+    // (userdata, error, event type, bytes available)
+    let mut ready: Vec<(u64, u16, u8, u64)> = Vec::new();
     let mut soonest: Option<(u64, u64)> = None;
     for i in 0..count {
         let at = subscriptions.wrapping_add((i * 48) as i32);
@@ -846,12 +857,15 @@ fn poll_oneoff(
             // Files and stdio never block: report them ready at once.
             1 | 2 => {
                 let fd = mem.u32_at(at.wrapping_add(16))? as i32;
-                state.wasi.get(fd)?;
-                let available = match (tag, state.wasi.get(fd)?) {
-                    (1, Fd::Stdin) => state.input.len().saturating_sub(state.wasi.stdin_position),
-                    _ => 0,
+                let (error, available) = match (tag, state.wasi.get(fd)) {
+                    (_, Err(_)) => (errno::BADF, 0),
+                    (1, Ok(Fd::Stdin)) => (
+                        errno::SUCCESS,
+                        state.input.len().saturating_sub(state.wasi.stdin_position),
+                    ),
+                    _ => (errno::SUCCESS, 0),
                 };
-                ready.push((userdata, tag, available as u64));
+                ready.push((userdata, error, tag, available as u64));
             }
             _ => return Err(Fail::Errno(errno::INVAL)),
         }
@@ -859,12 +873,13 @@ fn poll_oneoff(
     if ready.is_empty() {
         if let Some((wait, userdata)) = soonest {
             sleep(state, wait);
-            ready.push((userdata, 0, 0));
+            ready.push((userdata, errno::SUCCESS, 0, 0));
         }
     }
-    for (i, (userdata, kind, nbytes)) in ready.iter().enumerate() {
+    for (i, (userdata, error, kind, nbytes)) in ready.iter().enumerate() {
         let mut event = [0u8; 32];
         event[0..8].copy_from_slice(&userdata.to_le_bytes());
+        event[8..10].copy_from_slice(&error.to_le_bytes());
         event[10] = *kind;
         event[16..24].copy_from_slice(&nbytes.to_le_bytes());
         mem.put(events.wrapping_add((i * 32) as i32), &event)?;
@@ -993,6 +1008,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         .map(drop));
     wasi_fn!(linker, "fd_renumber", |_mem, st, from: i32, to: i32| {
         st.wasi.get(to)?;
+        if from == to {
+            return st.wasi.get(from).map(drop);
+        }
         let entry = st.wasi.take(from)?;
         st.wasi.take(to)?;
         if counts_as_open(&entry) {
@@ -1085,6 +1103,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
         |_mem, st, fd: i32, flags: i32| {
             match st.wasi.get(fd)? {
                 Fd::File(file) if (flags & FDFLAG_APPEND != 0) == file.append => Ok(()),
+                Fd::Stdin | Fd::Stdout | Fd::Stderr | Fd::Dir { .. } if flags == 0 => Ok(()),
                 _ => Err(Fail::Errno(errno::NOTSUP)),
             }
         }
@@ -1377,7 +1396,11 @@ mod tests {
             mem.buffers(0, 2),
             Err(Fail::Fault { ptr: 60, len: 8 })
         ));
-        assert!(matches!(mem.buffers(0, -1), Err(Fail::Fault { .. })));
+        assert!(matches!(mem.buffers(0, -1), Err(Fail::Errno(errno::INVAL))));
+        assert!(matches!(
+            mem.buffers(0, 1025),
+            Err(Fail::Errno(errno::INVAL))
+        ));
         assert!(matches!(mem.u64_at(60), Err(Fail::Fault { .. })));
     }
 }
