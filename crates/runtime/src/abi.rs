@@ -90,7 +90,7 @@ pub fn error_code(error: &HostError) -> i32 {
 type Ctx<'a> = Caller<'a, RunState>;
 
 /// The caller's `memory` export, looked up by name once per call and then kept.
-fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
+pub(crate) fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
     if let Some(memory) = caller.data().memory {
         return Some(memory);
     }

@@ -10,7 +10,7 @@ use std::io::SeekFrom;
 use std::time::{Duration, Instant, SystemTime};
 
 use sandbox_policy::{Policy, ReasonCode};
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{Caller, Linker};
 
 use crate::abi::burn_fuel;
 use crate::broker::{Broker, HostError};
@@ -473,10 +473,7 @@ fn dispatch(
 ) -> wasmtime::Result<i32> {
     burn_fuel(caller, crate::abi::HOSTCALL_BASE_FUEL)?;
     let fuel_left = caller.get_fuel()?;
-    let memory = match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
-        _ => None,
-    };
+    let memory = crate::abi::memory(caller);
     let mut empty = [0u8; 0];
     let (bytes, state) = match memory {
         Some(m) => m.data_and_store_mut(&mut *caller),
