@@ -9,7 +9,7 @@ use sandbox_policy::learn::{learn as learn_policy, LearnSource, ObservedEvent, O
 use sandbox_policy::templates::{template, Preset};
 use sandbox_policy::{Mode, Policy, Usage};
 use sandbox_runtime::report::Report;
-use sandbox_runtime::{sha256_hex, RunConfig};
+use sandbox_runtime::{sha256_hex, Allocation, Sandbox};
 
 use crate::args::LearnArgs;
 use crate::run_cmd::load_policy;
@@ -110,16 +110,19 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
     let mut audit = base.clone();
     audit.mode.value = Mode::Audit;
     let mount_hosts = absolute_mount_hosts(&base)?;
-    let output = sandbox_runtime::run(RunConfig {
-        policy: Arc::new(audit),
-        policy_path: base_path.clone().unwrap_or_else(|| STRICT_NAME.into()),
-        policy_sha256: sha256_hex(&base_bytes),
-        plugin_path: args.plugin.display().to_string(),
-        plugin_bytes,
-        entry: args.entry.clone(),
-        input,
-        args: args.args.clone(),
-    })?;
+    let sandbox = Sandbox::builder(Arc::new(audit))
+        .policy_source(
+            base_path.clone().unwrap_or_else(|| STRICT_NAME.into()),
+            sha256_hex(&base_bytes),
+        )
+        .allocation(Allocation::OnDemand)
+        .build()?;
+    let plugin = sandbox.load(
+        &args.plugin.display().to_string(),
+        &plugin_bytes,
+        &args.entry,
+    )?;
+    let output = plugin.call_with_args(&input, &args.args);
     let report = output.report;
     let source = LearnSource {
         plugin_path: args.plugin.display().to_string(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use sandbox_policy::Policy;
-use sandbox_runtime::{sha256_hex, ModuleCache, RunConfig};
+use sandbox_runtime::{sha256_hex, Allocation, ModuleCache, Sandbox};
 
 use crate::args::{RunArgs, VerifyArgs};
 use crate::text::to_json;
@@ -55,19 +55,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         true => None,
         false => ModuleCache::user_default(),
     };
-    let output = sandbox_runtime::run_with_cache(
-        RunConfig {
-            policy: Arc::new(policy),
-            policy_path: args.policy.display().to_string(),
-            policy_sha256: sha256_hex(&policy_bytes),
-            plugin_path: args.plugin.display().to_string(),
-            plugin_bytes,
-            entry: args.entry.clone(),
-            input,
-            args: args.args.clone(),
-        },
-        cache,
+    // The CLI runs a plugin as an embedder does; one call needs no instance pool.
+    let sandbox = Sandbox::builder(Arc::new(policy))
+        .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
+        .allocation(Allocation::OnDemand)
+        .cache(cache)
+        .build()?;
+    let plugin = sandbox.load(
+        &args.plugin.display().to_string(),
+        &plugin_bytes,
+        &args.entry,
     )?;
+    let output = plugin.call_with_args(&input, &args.args);
     let json = to_json(&output.report, args.pretty)?;
     if let Some(path) = &args.report_file {
         std::fs::write(path, &json)

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sandbox_policy::{parse_policy, Request, Verdict};
-use sandbox_runtime::{run_with_engine, sha256_hex, verify_report, Report, RunConfig};
+use sandbox_runtime::{sha256_hex, verify_report, Report, Sandbox};
 use wasmtime::Engine;
 
 use crate::oracle;
@@ -500,7 +500,7 @@ impl Fixture {
             _dir: dir,
             root,
             echo_port: start_echo_server(),
-            engine: sandbox_runtime::engine().expect("engine"),
+            engine: Sandbox::default_engine().expect("engine"),
             baseline,
             secret_windows,
         }
@@ -764,20 +764,13 @@ pub fn run_script(script: &HostAbiScript) -> Report {
     };
     let yaml = fixture.policy_yaml(flags);
     let policy = parse_policy(&yaml, &fixture.root).expect("the harness policy parses");
-    let output = run_with_engine(
-        &fixture.engine,
-        RunConfig {
-            policy: Arc::new(policy.clone()),
-            policy_path: "host-abi-fuzz.yaml".into(),
-            policy_sha256: sha256_hex(yaml.as_bytes()),
-            plugin_path: "host-abi-fuzz.wat".into(),
-            plugin_bytes: wat.clone().into_bytes(),
-            entry: "_start".into(),
-            input: b"input bytes for input_read".to_vec(),
-            args: Vec::new(),
-        },
-    )
-    .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
+    let output = Sandbox::builder(Arc::new(policy.clone()))
+        .policy_source("host-abi-fuzz.yaml", sha256_hex(yaml.as_bytes()))
+        .engine(fixture.engine.clone())
+        .build()
+        .and_then(|sandbox| sandbox.load("host-abi-fuzz.wat", wat.as_bytes(), "_start"))
+        .map(|plugin| plugin.call(b"input bytes for input_read"))
+        .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
     let fail =
         |what: String| -> ! { panic!("{what}\n--- module ---\n{wat}\n--- policy ---\n{yaml}") };
 

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sandbox_policy::FsAccess;
-use sandbox_runtime::{bench_support, Allocation, Broker, Mounts, Status};
+use sandbox_runtime::bench_support::BenchBroker;
+use sandbox_runtime::{Allocation, Status};
 use wasmtime::{Caller, Linker, Memory, Module, Store, TypedFunc};
 
 const N: u32 = 1000;
@@ -29,7 +30,7 @@ const PROBE_LOOP: &str = r#"(module
       (br_if $l (local.get $n)))))"#;
 
 struct State {
-    broker: Broker,
+    broker: BenchBroker,
     /// Cached after instantiation, as the sandbox caches it.
     memory: Option<Memory>,
 }
@@ -54,11 +55,9 @@ fn bench(c: &mut Criterion) {
     let sandbox = demo.sandbox(Allocation::Pooling);
     let engine = sandbox.engine().clone();
     let policy = Arc::clone(sandbox.policy());
-    let mounts = Mounts::open(&policy).unwrap();
     let fresh = || State {
-        broker: Broker::new(
+        broker: BenchBroker::new(
             Arc::clone(&policy),
-            mounts.clone(),
             Instant::now() + Duration::from_secs(3600),
         ),
         memory: None,
@@ -77,12 +76,9 @@ fn bench(c: &mut Criterion) {
             "probe",
             |mut caller: Caller<'_, State>, ptr: i32, len: i32| -> i32 {
                 match path_of(&mut caller, ptr, len) {
-                    Some((path, state)) => i32::from(bench_support::check_fs(
-                        &mut state.broker,
-                        FsAccess::Read,
-                        path,
-                        0,
-                    )),
+                    Some((path, state)) => {
+                        i32::from(state.broker.check_fs(FsAccess::Read, path, 0))
+                    }
                     None => -4,
                 }
             },
@@ -104,12 +100,12 @@ fn bench(c: &mut Criterion) {
         |name: &str, linker: &Linker<State>, ptr: i32, len: i32, expect: (u64, u64)| {
             let (mut store, run) = setup(linker);
             let once = |store: &mut Store<State>| {
-                bench_support::reset(&mut store.data_mut().broker);
+                store.data_mut().broker.reset();
                 run.call(&mut *store, (ptr, len, N as i32)).unwrap();
             };
             once(&mut store);
-            let log = store.data().broker.log();
-            assert_eq!((log.allowed(), log.denied()), expect, "{name}");
+            let broker = &store.data().broker;
+            assert_eq!((broker.allowed(), broker.denied()), expect, "{name}");
             c.benchmark_group("hostcall")
                 .throughput(Throughput::Elements(N.into()))
                 .bench_function(name, |b| b.iter(|| once(&mut store)));
@@ -144,9 +140,9 @@ fn bench(c: &mut Criterion) {
         let mut state = fresh();
         group.bench_function(BenchmarkId::new("decide_and_record", name), |b| {
             b.iter(|| {
-                bench_support::reset(&mut state.broker);
+                state.broker.reset();
                 for _ in 0..N {
-                    bench_support::check_fs(&mut state.broker, FsAccess::Read, path.as_bytes(), 0);
+                    state.broker.check_fs(FsAccess::Read, path.as_bytes(), 0);
                 }
             })
         });

@@ -50,12 +50,13 @@ use wasmtime::{
     PoolingAllocationConfig,
 };
 
-use crate::cache::{engine_fingerprint, CacheStatus, Lookup, ModuleCache};
-use crate::epoch::{Running, Ticker};
-use crate::events::EventLog;
-use crate::fs::Mounts;
+use crate::broker::events::EventLog;
+use crate::call::{self as run, Prepared, RunOutput, StartError};
+use crate::cap::fs::Mounts;
+use crate::engine::cache::{engine_fingerprint, CacheStatus, Lookup, ModuleCache};
+use crate::engine::epoch::{Running, Ticker};
 use crate::report::Subject;
-use crate::run::{self, Prepared, RunOutput, RunState, StartError};
+use crate::state::RunState;
 
 /// Largest memory ceiling a pool slot serves: a 32-bit memory never grows past it.
 const POOL_MAX_MEMORY: u64 = 4 << 30;
@@ -114,7 +115,7 @@ impl SandboxBuilder {
     }
 
     /// Runs on this engine (allocating on demand) instead of making one. It must have the
-    /// settings of [`crate::engine`]: fuel and epoch interruption on.
+    /// settings of [`Sandbox::default_engine`]: fuel and epoch interruption on.
     pub fn engine(mut self, engine: Engine) -> Self {
         self.engine = Some(engine);
         self
@@ -124,7 +125,7 @@ impl SandboxBuilder {
     /// be opened or no engine can be made; a pool that cannot be made is a fallback, not an
     /// error.
     pub fn build(self) -> Result<Sandbox, StartError> {
-        let mounts = Mounts::open(&self.policy).map_err(|source| StartError::Mount {
+        let mounts = Mounts::new(&self.policy).map_err(|source| StartError::Mount {
             policy: self.policy_path.clone(),
             source,
         })?;
@@ -197,7 +198,7 @@ fn pooling_engine(policy: &Policy, slots: u32) -> Result<Engine, String> {
         .total_tables(slots)
         .max_memory_size(slot_bytes)
         .table_elements(table_elements);
-    let mut config: Config = run::engine_config();
+    let mut config: Config = crate::engine::config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(|e| format!("cannot make the instance pool: {e}"))
 }
@@ -332,20 +333,25 @@ impl Sandbox {
     /// Reads and checks a policy file, and starts building a sandbox for it; the report
     /// names the file and the SHA-256 of its bytes.
     pub fn builder_from_file(path: &Path) -> Result<SandboxBuilder, StartError> {
-        let bytes = std::fs::read(path).map_err(|e| StartError::Policy {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let (policy, _) = sandbox_policy::load_policy(path).map_err(|e| StartError::Policy {
+        // The digest is of the very text that was parsed, read once.
+        let (policy, text) = sandbox_policy::load_policy(path).map_err(|e| StartError::Policy {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
         Ok(Sandbox::builder(Arc::new(policy)).policy_source(
             path.display().to_string(),
-            hex::encode(Sha256::digest(&bytes)),
+            hex::encode(Sha256::digest(text.as_bytes())),
         ))
     }
 
+    /// An engine with the settings every sandbox uses, instances allocated on demand: made
+    /// once and given to many builders ([`SandboxBuilder::engine`]), it saves making one per
+    /// sandbox.
+    pub fn default_engine() -> Result<Engine, StartError> {
+        run::engine()
+    }
+
+    /// The policy every call of this sandbox runs under.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.inner.policy
     }
@@ -432,7 +438,7 @@ impl Sandbox {
         bytes: &[u8],
         entry: &str,
         module_sha256: [u8; 32],
-        rejected: Option<crate::cache::Rejected>,
+        rejected: Option<crate::engine::cache::Rejected>,
     ) -> Result<Plugin, StartError> {
         let inner = &self.inner;
         let (slot, module, reason) = match run::compile(&inner.primary.engine, path, bytes) {
@@ -479,7 +485,9 @@ impl Sandbox {
             inner: Arc::new(PluginInner {
                 sandbox: self.clone(),
                 program: run::program_name(path),
-                uses_wasi: module.imports().any(|i| i.module() == crate::wasi::MODULE),
+                uses_wasi: module
+                    .imports()
+                    .any(|i| i.module() == crate::abi::wasi_p1::MODULE),
                 pre,
                 exports,
                 subject: Subject {
@@ -632,6 +640,7 @@ impl Call<'_> {
 
     /// Not part of the API: calls the entry once more in this call's instance, as
     /// [`run`](Call::run) calls it, for the `call` benchmark. True when it completed.
+    #[cfg(feature = "bench-hooks")]
     #[doc(hidden)]
     pub fn bench_invoke(&mut self) -> bool {
         self.prepared.invoke_completes(&self.plugin.inner.exports)

@@ -11,10 +11,10 @@ use sandbox_policy::{
     parse_policy, FsAccess, FsRequest, NetAccess, NetRequest, Policy, ReasonCode, Request, Usage,
 };
 use sandbox_runtime::{
-    run, wasi_errno, Report, RunConfig, Status, ABI_FUNCTIONS, ABI_MODULE, ERR_BAD_HANDLE,
-    ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND, ERR_QUOTA, ERR_READ_ONLY,
-    ERR_WRONG_KIND, MAX_HOST_BYTES, MAX_IO_BYTES, MAX_OPEN_CONNECTIONS, WASI_FUNCTIONS,
-    WASI_MODULE, WRITE_APPEND,
+    wasi_errno, Allocation, Report, RunOutput, Sandbox, StartError, Status, ABI_FUNCTIONS,
+    ABI_MODULE, ERR_BAD_HANDLE, ERR_DENIED, ERR_FAULT, ERR_INVALID, ERR_IO, ERR_NOT_FOUND,
+    ERR_QUOTA, ERR_READ_ONLY, ERR_WRONG_KIND, MAX_HOST_BYTES, MAX_IO_BYTES, MAX_OPEN_CONNECTIONS,
+    WASI_FUNCTIONS, WASI_MODULE, WRITE_APPEND,
 };
 
 /// The error codes the crate exports, to check the source scan below against.
@@ -37,12 +37,16 @@ fn doc(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// `pub const NAME: TYPE = VALUE;` declarations of `src/abi.rs` whose name starts with `prefix`,
-/// so that a constant added there without being exported is still checked against the docs.
+/// `pub const NAME: TYPE = VALUE;` declarations of the native ABI (`src/abi/sandbox.rs`, and
+/// `src/guest.rs` for the copy and fuel limits) whose name starts with `prefix`, so that a
+/// constant added there without being exported is still checked against the docs.
 fn abi_constants(prefix: &str) -> BTreeMap<String, String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/abi.rs");
-    let source = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut source = String::new();
+    for file in ["src/abi/sandbox.rs", "src/guest.rs"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        source += &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    }
     source
         .lines()
         .filter_map(|line| {
@@ -106,19 +110,20 @@ fn test_policy(yaml: &str) -> Policy {
         .unwrap_or_else(|e| panic!("test policy does not parse: {e:?}"))
 }
 
+/// Loads and calls a module once, as the CLI does.
+fn run(policy: &str, wat: &[u8]) -> Result<RunOutput, StartError> {
+    Sandbox::builder(Arc::new(test_policy(policy)))
+        .policy_source("docs-test.yaml", "")
+        .allocation(Allocation::OnDemand)
+        .build()?
+        .load("docs-test.wat", wat, "_start")
+        .map(|plugin| plugin.call(b""))
+}
+
 fn run_wat(policy: &str, wat: &str) -> Report {
-    let output = run(RunConfig {
-        policy: Arc::new(test_policy(policy)),
-        policy_path: "docs-test.yaml".into(),
-        policy_sha256: String::new(),
-        plugin_path: "docs-test.wat".into(),
-        plugin_bytes: wat.as_bytes().to_vec(),
-        entry: "_start".into(),
-        input: Vec::new(),
-        args: Vec::new(),
-    })
-    .unwrap_or_else(|e| panic!("run did not start: {e}\n{wat}"));
-    output.report
+    run(policy, wat.as_bytes())
+        .unwrap_or_else(|e| panic!("run did not start: {e}\n{wat}"))
+        .report
 }
 
 #[test]
@@ -244,18 +249,9 @@ fn documented_import_types_instantiate() {
     // The check has teeth: one wrong type is refused at load.
     let mut wrong = types.clone();
     wrong[0].1 = "(func (param i64))".into();
-    let started = run(RunConfig {
-        policy: Arc::new(test_policy("version: 1\n")),
-        policy_path: "docs-test.yaml".into(),
-        policy_sha256: String::new(),
-        plugin_path: "docs-test.wat".into(),
-        plugin_bytes: module_importing(&wrong).into_bytes(),
-        entry: "_start".into(),
-        input: Vec::new(),
-        args: Vec::new(),
-    });
+    let started = run("version: 1\n", module_importing(&wrong).as_bytes());
     assert!(
-        matches!(started, Err(sandbox_runtime::StartError::BadImport { .. })),
+        matches!(started, Err(StartError::BadImport { .. })),
         "a wrong import type was accepted"
     );
 }

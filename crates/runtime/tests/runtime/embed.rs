@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sandbox_policy::{parse_policy, Policy};
-use sandbox_runtime::{
-    Allocation, CacheStatus, ModuleCache, Plugin, Rejected, RunConfig, Sandbox, Status,
-};
+use sandbox_runtime::{Allocation, CacheStatus, ModuleCache, Plugin, Rejected, Sandbox, Status};
 
 /// A policy with one read-write mount at `/out` on `out` (if given) and these extra lines.
 fn policy(out: Option<&Path>, extra: &str) -> Arc<Policy> {
@@ -259,18 +257,16 @@ fn a_sandbox_call_reports_exactly_what_a_cli_run_reports() {
     let plugin = sandbox
         .load("deny_heavy.wat", &example("deny_heavy.wat"), "_start")
         .unwrap();
-    let (policy, _) = sandbox_policy::load_policy(&demo).unwrap();
-    let run = sandbox_runtime::run(RunConfig {
-        policy: Arc::new(policy),
-        policy_path: demo.display().to_string(),
-        policy_sha256: sandbox_runtime::sha256_hex(&std::fs::read(&demo).unwrap()),
-        plugin_path: "deny_heavy.wat".into(),
-        plugin_bytes: example("deny_heavy.wat"),
-        entry: "_start".into(),
-        input: Vec::new(),
-        args: Vec::new(),
-    })
-    .unwrap();
+    // The CLI's way: an on-demand sandbox made for one call.
+    let once = Sandbox::builder_from_file(&demo)
+        .unwrap()
+        .allocation(Allocation::OnDemand)
+        .build()
+        .unwrap();
+    let run = once
+        .load("deny_heavy.wat", &example("deny_heavy.wat"), "_start")
+        .unwrap()
+        .call(b"");
     let call = plugin.call(b"");
     let mut a = run.report;
     let mut b = call.report;

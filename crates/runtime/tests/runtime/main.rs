@@ -3,4 +3,4 @@
 mod alloc;
 mod docs;
 mod embed;
-mod net;
+mod layers;

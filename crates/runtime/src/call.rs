@@ -1,136 +1,108 @@
-//! One run of a plugin under a policy: engine set-up, budgets, instantiation, the call, and
-//! the report. A run that starts always ends with a report, whether the plugin completes,
-//! traps or exhausts a budget.
+//! One call of a plugin: load checks, per-call state and budgets, instantiation, the call
+//! itself, how it ended, and the report. A call that starts always ends with a report, whether
+//! the plugin completes, traps or exhausts a budget.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbox_policy::{Policy, ReasonCode, DEFAULT_TABLE_ELEMENTS};
 use wasmtime::{
-    Config, Engine, Extern, ExternType, Instance, InstancePre, Linker, Memory, Module,
-    ModuleExport, Store, Trap, TypedFunc, UpdateDeadline,
+    Engine, Extern, ExternType, Instance, InstancePre, Linker, Module, ModuleExport, Store, Trap,
+    TypedFunc, UpdateDeadline,
 };
 
-use crate::abi;
+use crate::abi::{self, wasi_p1::GuestExit};
+use crate::broker::events::{EventLog, Outcome};
 use crate::broker::Broker;
-use crate::cache::ModuleCache;
-use crate::epoch;
-use crate::events::{EventLog, Outcome};
-use crate::fs::{MountError, Mounts};
-use crate::limiter::{LimitHit, RunLimiter};
+use crate::cap::fs::{MountError, Mounts};
+use crate::cap::net::Connections;
+use crate::engine::epoch;
+use crate::engine::limiter::{LimitHit, RunLimiter};
 use crate::report::{self, Report, Status, Subject};
-use crate::sandbox::{Allocation, Sandbox};
-use crate::wasi::{self, GuestExit, WasiState};
+use crate::state::wasi::WasiState;
+use crate::state::{Capture, DenyTrap, RunState};
 
 /// Why a run could not start (exit code 1). No report exists for these.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The plugin is larger than the policy's `limits.module_bytes`.
     #[error("plugin `{path}` is {size} bytes; the policy's `limits.module_bytes` allows {limit}")]
-    ModuleTooLarge { path: String, size: u64, limit: u64 },
+    ModuleTooLarge {
+        /// The plugin as named.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The policy's limit in bytes.
+        limit: u64,
+    },
+    /// The plugin does not compile.
     #[error("plugin `{path}` is not a valid WebAssembly module: {message}")]
-    InvalidModule { path: String, message: String },
+    InvalidModule {
+        /// The plugin as named.
+        path: String,
+        /// Why it is not valid, on one line.
+        message: String,
+    },
+    /// The plugin imports functions the sandbox does not provide.
     #[error("plugin `{path}` imports what the sandbox does not provide: {}", .imports.join(", "))]
-    UnknownImports { path: String, imports: Vec<String> },
+    UnknownImports {
+        /// The plugin as named.
+        path: String,
+        /// Each import the sandbox does not provide, as `module::name`.
+        imports: Vec<String>,
+    },
+    /// The plugin imports a sandbox function with another type.
     #[error("plugin `{path}` imports a sandbox function with the wrong type: {message} (see docs/host-abi.md)")]
-    BadImport { path: String, message: String },
+    BadImport {
+        /// The plugin as named.
+        path: String,
+        /// Which import, and the type it should have.
+        message: String,
+    },
+    /// The plugin has no entry of type `() -> ()` by that name.
     #[error("plugin `{path}` has no exported function `{entry}` of type `() -> ()`")]
-    MissingEntry { path: String, entry: String },
+    MissingEntry {
+        /// The plugin as named.
+        path: String,
+        /// The entry asked for.
+        entry: String,
+    },
+    /// A mount's host folder could not be opened.
     #[error("policy `{policy}`: {source}")]
     Mount {
+        /// The policy as named.
         policy: String,
+        /// Which mount, and why its folder could not be opened.
         #[source]
         source: MountError,
     },
+    /// Wasmtime could not be set up (the message says why).
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    /// The policy could not be read or parsed.
     #[error("policy `{path}`: {message}")]
-    Policy { path: String, message: String },
-}
-
-/// The run ended because the guest was denied and the policy says `on_deny: trap`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("`{capability}` denied by `{rule_id}` ({reason}) and the policy says `on_deny: trap`")]
-pub struct DenyTrap {
-    pub reason: ReasonCode,
-    pub rule_id: String,
-    pub capability: &'static str,
-}
-
-/// Captured guest output, bounded by the policy's cap.
-#[derive(Debug, Default)]
-pub struct Capture {
-    pub bytes: Vec<u8>,
-    pub cap: usize,
-    pub truncated: bool,
-}
-
-impl Capture {
-    fn new(cap: u64) -> Capture {
-        Capture {
-            bytes: Vec::new(),
-            cap: usize::try_from(cap).unwrap_or(usize::MAX),
-            truncated: false,
-        }
-    }
-
-    pub fn write(&mut self, data: &[u8]) {
-        let room = self.cap.saturating_sub(self.bytes.len());
-        if data.len() > room {
-            self.truncated = true;
-        }
-        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
-    }
-}
-
-/// Per-run state owned by the Store: the broker, the limiter and the guest's stdio.
-pub struct RunState {
-    pub(crate) broker: Broker,
-    pub(crate) limiter: RunLimiter,
-    pub(crate) input: Vec<u8>,
-    pub(crate) stdout: Capture,
-    pub(crate) stderr: Capture,
-    pub(crate) wasi: WasiState,
-    /// The instance's `memory` export, found by the first host call that needs it.
-    pub(crate) memory: Option<Memory>,
-}
-
-/// What to run, and the names the report records.
-pub struct RunConfig {
-    pub policy: Arc<Policy>,
-    /// The policy file as given (shown in the report) and the SHA-256 of its bytes.
-    pub policy_path: String,
-    pub policy_sha256: String,
-    pub plugin_path: String,
-    pub plugin_bytes: Vec<u8>,
-    /// Exported function to call; `_start` by default.
-    pub entry: String,
-    /// The guest's stdin (WASI) and `input_read` data (native ABI).
-    pub input: Vec<u8>,
-    /// The guest's argv after the program name (WASI); the program name is the plugin's
-    /// file name, never a host path.
-    pub args: Vec<String>,
+    Policy {
+        /// The policy file as named.
+        path: String,
+        /// What is wrong, with `line:column` where known.
+        message: String,
+    },
 }
 
 /// A finished run: the report, and the guest's raw stdout and stderr.
 pub struct RunOutput {
+    /// The call's report.
     pub report: Report,
+    /// Everything the guest wrote to stdout, within the policy's cap.
     pub stdout: Vec<u8>,
+    /// Everything the guest wrote to stderr, within the policy's cap.
     pub stderr: Vec<u8>,
 }
 
 /// The engine settings every run uses: fuel and epochs on, threads off (shared memories would
 /// grow outside the limiter).
-pub fn engine() -> Result<Engine, StartError> {
-    Engine::new(&engine_config()).map_err(|e| StartError::Engine(e.to_string()))
-}
-
-/// The [`engine`] settings, before an allocation strategy is chosen.
-pub(crate) fn engine_config() -> Config {
-    let mut config = Config::new();
-    config.consume_fuel(true);
-    config.epoch_interruption(true);
-    config.max_wasm_stack(1 << 20);
-    config
+pub(crate) fn engine() -> Result<Engine, StartError> {
+    crate::engine::on_demand().map_err(|e| StartError::Engine(e.to_string()))
 }
 
 /// How a call ended.
@@ -166,14 +138,6 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_owned()
 }
 
-/// Compiles a plugin (WAT or binary) and checks it against the sandbox's imports.
-pub fn load_module(engine: &Engine, config: &RunConfig) -> Result<Module, StartError> {
-    check_size(&config.policy, &config.plugin_path, &config.plugin_bytes)?;
-    let module = compile(engine, &config.plugin_path, &config.plugin_bytes)?;
-    check_module(&module, &config.plugin_path, &config.entry)?;
-    Ok(module)
-}
-
 /// Refuses a module larger than the policy's `limits.module_bytes`, before compiling it.
 pub(crate) fn check_size(policy: &Policy, path: &str, bytes: &[u8]) -> Result<(), StartError> {
     let limit = policy.limits.module_bytes.value;
@@ -201,7 +165,7 @@ pub(crate) fn check_module(module: &Module, path: &str, entry: &str) -> Result<(
     let path = path.to_owned();
     let unknown: Vec<String> = module
         .imports()
-        .filter(|i| !provides(i.module(), i.name()))
+        .filter(|i| !abi::provides(i.module(), i.name()))
         .map(|i| format!("`{}::{}`", i.module(), i.name()))
         .collect();
     if !unknown.is_empty() {
@@ -217,12 +181,6 @@ pub(crate) fn check_module(module: &Module, path: &str, entry: &str) -> Result<(
             entry: entry.to_owned(),
         }),
     }
-}
-
-/// True for the imports the sandbox defines: the `sandbox` ABI and WASI preview 1.
-fn provides(module: &str, name: &str) -> bool {
-    (module == abi::MODULE && abi::FUNCTIONS.contains(&name))
-        || (module == wasi::MODULE && wasi::FUNCTIONS.contains(&name))
 }
 
 fn describe_compile_error(error: &wasmtime::Error) -> String {
@@ -247,46 +205,11 @@ pub(crate) fn program_name(plugin_path: &str) -> String {
         .unwrap_or_else(|| "plugin".to_owned())
 }
 
-/// Runs a plugin under a policy. Returns `Err` only when the run could not start.
-pub fn run(config: RunConfig) -> Result<RunOutput, StartError> {
-    let engine = engine()?;
-    run_with_engine(&engine, config)
-}
-
-/// [`run`] on an engine made by [`engine`] (or with the same settings), with no module cache.
-pub fn run_with_engine(engine: &Engine, config: RunConfig) -> Result<RunOutput, StartError> {
-    let sandbox = sandbox_for(&config).engine(engine.clone()).build()?;
-    run_in(&sandbox, config)
-}
-
-/// [`run`] with compiled modules kept in `cache` (see [`ModuleCache`]); `None` compiles every
-/// time. This is what `sandbox-cli run` does: instances are allocated on demand.
-pub fn run_with_cache(
-    config: RunConfig,
-    cache: Option<ModuleCache>,
-) -> Result<RunOutput, StartError> {
-    let sandbox = sandbox_for(&config)
-        .allocation(Allocation::OnDemand)
-        .cache(cache)
-        .build()?;
-    run_in(&sandbox, config)
-}
-
-fn sandbox_for(config: &RunConfig) -> crate::sandbox::SandboxBuilder {
-    Sandbox::builder(Arc::clone(&config.policy))
-        .policy_source(config.policy_path.clone(), config.policy_sha256.clone())
-}
-
-fn run_in(sandbox: &Sandbox, config: RunConfig) -> Result<RunOutput, StartError> {
-    let plugin = sandbox.load(&config.plugin_path, &config.plugin_bytes, &config.entry)?;
-    Ok(plugin.call_with_args(&config.input, &config.args))
-}
-
 /// The linker every plugin is resolved against: the `sandbox` host ABI.
 pub(crate) fn linker(engine: &Engine) -> Result<Linker<RunState>, StartError> {
     let mut linker = Linker::new(engine);
-    abi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
-    wasi::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
+    abi::sandbox::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
+    abi::wasi_p1::add_to_linker(&mut linker).map_err(|e| StartError::Engine(e.to_string()))?;
     Ok(linker)
 }
 
@@ -323,14 +246,16 @@ pub(crate) fn new_state(
     deadline: Instant,
     log: EventLog,
 ) -> RunState {
-    let broker = Broker::with_log(Arc::clone(policy), mounts.clone(), deadline, log);
+    let broker = Broker::with_log(Arc::clone(policy), deadline, log);
     let wasi = if call.uses_wasi {
-        WasiState::new(policy, &broker, &call.program, &call.args)
+        WasiState::new(policy, mounts, &call.program, &call.args)
     } else {
         WasiState::unused()
     };
     RunState {
         broker,
+        fs: mounts.clone(),
+        net: Connections::default(),
         wasi,
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
         input: call.input,
@@ -386,11 +311,7 @@ pub(crate) fn instantiate(
     let fuel_set = store.set_fuel(fuel_limit);
     store.set_epoch_deadline(epoch::ticks_for(timeout));
     store.epoch_deadline_callback(|store| {
-        let left = store
-            .data()
-            .broker
-            .deadline
-            .saturating_duration_since(Instant::now());
+        let left = store.data().broker.remaining();
         if left.is_zero() {
             Err(wasmtime::Error::new(Trap::Interrupt))
         } else {
@@ -442,6 +363,7 @@ impl Prepared {
     }
 
     /// For the `call` benchmark: true when the entry completed.
+    #[cfg(feature = "bench-hooks")]
     pub(crate) fn invoke_completes(&mut self, exports: &Exports) -> bool {
         matches!(self.invoke(exports), Ended::Completed)
     }
@@ -465,7 +387,7 @@ pub(crate) fn finish(
 
     let fuel_left = store.get_fuel().unwrap_or(0);
     let fuel_consumed = fuel_limit.saturating_sub(fuel_left);
-    let policy = Arc::clone(&store.data().broker.policy);
+    let policy = Arc::clone(store.data().broker.policy());
     let state = store.data_mut();
     let mut exit_code = None;
     let (status, message) = match ended {

@@ -5,14 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sandbox_policy::{
     normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request,
 };
 
-use crate::broker::{Allowed, Broker, HostError};
-use crate::events::Outcome;
+use crate::broker::events::Outcome;
+use crate::broker::{Broker, HostError, Permit};
 
 /// Longest host name accepted from a guest, in bytes.
 pub const MAX_HOST_BYTES: usize = 1024;
@@ -28,7 +28,7 @@ struct Connection {
 
 /// The run's open connections; a handle is an index into this table plus one.
 #[derive(Default)]
-pub struct Connections {
+pub(crate) struct Connections {
     slots: Vec<Option<Connection>>,
 }
 
@@ -51,34 +51,23 @@ impl Connections {
         i32::try_from(index + 1).ok()
     }
 
+    /// The socket of an open connection, for the transfer a permit allows.
+    fn stream(&self, _permit: &Permit, handle: i32) -> Option<&TcpStream> {
+        self.get(handle).map(|c| &c.stream)
+    }
+
     fn remove(&mut self, handle: i32) -> Option<Connection> {
         let index = usize::try_from(handle).ok()?.checked_sub(1)?;
         self.slots.get_mut(index)?.take()
     }
 }
 
-impl Broker {
-    fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    fn bad_handle(&mut self, capability: &'static str, handle: i32) -> HostError {
-        self.record_fault(
-            capability,
-            ReasonCode::HandleInvalid,
-            "handles",
-            Outcome::Failed {
-                error: format!("handle {handle} is not open"),
-            },
-        );
-        HostError::Denied(ReasonCode::HandleInvalid)
-    }
-
+impl Connections {
     /// Resolves a name: the policy's `resolve` map first, then the system resolver, bounded
     /// by the run's remaining wall-clock budget. Returns the first address, IPv4 preferred.
-    fn resolve_name(&self, host: &str, port: u16) -> Option<IpAddr> {
-        if let Some((_, ip)) = self
-            .policy
+    fn resolve_name(broker: &Broker, host: &str, port: u16) -> Option<IpAddr> {
+        if let Some((_, ip)) = broker
+            .policy()
             .network
             .resolve
             .iter()
@@ -95,7 +84,7 @@ impl Broker {
                 .unwrap_or_default();
             let _ = send.send(found);
         });
-        let found = receive.recv_timeout(self.remaining()).ok()?;
+        let found = receive.recv_timeout(broker.remaining()).ok()?;
         found
             .iter()
             .find(|a| a.is_ipv4())
@@ -104,7 +93,12 @@ impl Broker {
     }
 
     /// Opens a TCP connection; returns the handle.
-    pub fn net_connect(&mut self, raw_host: &[u8], port: u16) -> Result<i32, HostError> {
+    pub(crate) fn net_connect(
+        &mut self,
+        broker: &mut Broker,
+        raw_host: &[u8],
+        port: u16,
+    ) -> Result<i32, HostError> {
         if raw_host.len() > MAX_HOST_BYTES {
             return Err(HostError::Invalid);
         }
@@ -124,9 +118,9 @@ impl Broker {
             None => {
                 // Decide on the name before any lookup, so a forbidden name is never resolved,
                 // unless a CIDR rule could still allow the address it resolves to.
-                let before = self.policy.decide(&self.usage, &request(None));
-                let cidr_rules = self
-                    .policy
+                let before = broker.policy().decide(broker.usage(), &request(None));
+                let cidr_rules = broker
+                    .policy()
                     .network
                     .rules
                     .iter()
@@ -134,29 +128,30 @@ impl Broker {
                 let a_cidr_may_allow = before.reason == ReasonCode::NetHostNotAllowed && cidr_rules;
                 if !(before.permits() || a_cidr_may_allow) {
                     // `before` denied, so this records the same deny.
-                    return Err(self.check(request(None)).err().unwrap_or(HostError::Io));
+                    return Err(broker.check(request(None)).err().unwrap_or(HostError::Io));
                 }
-                self.resolve_name(&host, port)
+                Connections::resolve_name(broker, &host, port)
             }
         };
         let Some(address) = address else {
-            let event = self.check(request(None))?.event;
-            self.log.set_outcome(
-                event,
+            let permit = broker.check(request(None))?;
+            broker.set_outcome(
+                &permit,
                 Outcome::Failed {
                     error: format!("`{host}` did not resolve"),
                 },
             );
             return Err(HostError::NotFound);
         };
-        let event = self.check(request(Some(address)))?.event;
-        self.usage.net_connections = self.usage.net_connections.saturating_add(1);
-        let wait = self.remaining().max(Duration::from_millis(1));
+        let permit = broker.check(request(Some(address)))?;
+        let usage = broker.usage_mut();
+        usage.net_connections = usage.net_connections.saturating_add(1);
+        let wait = broker.remaining().max(Duration::from_millis(1));
         let stream = match TcpStream::connect_timeout(&SocketAddr::new(address, port), wait) {
             Ok(s) => s,
             Err(e) => {
-                self.log.set_outcome(
-                    event,
+                broker.set_outcome(
+                    &permit,
                     Outcome::Failed {
                         error: e.kind().to_string(),
                     },
@@ -169,19 +164,19 @@ impl Broker {
             }
         };
         let _ = stream.set_nodelay(true);
-        match self.connections.insert(Connection {
+        match self.insert(Connection {
             stream,
             host: host_text,
             port,
             address,
         }) {
             Some(handle) => {
-                self.log.set_outcome(event, Outcome::Done { bytes: 0 });
+                broker.set_outcome(&permit, Outcome::Done { bytes: 0 });
                 Ok(handle)
             }
             None => {
-                self.log.set_outcome(
-                    event,
+                broker.set_outcome(
+                    &permit,
                     Outcome::Failed {
                         error: "too many open connections".into(),
                     },
@@ -192,7 +187,7 @@ impl Broker {
     }
 
     fn transfer_request(&self, op: NetAccess, handle: i32, bytes: u64) -> Option<Request> {
-        let c = self.connections.get(handle)?;
+        let c = self.get(handle)?;
         Some(Request::Net(NetRequest {
             op,
             host: c.host.clone(),
@@ -203,27 +198,30 @@ impl Broker {
     }
 
     /// Sends all of `data`; a send that would cross the egress quota is refused whole.
-    pub fn net_send(&mut self, handle: i32, data: &[u8]) -> Result<u64, HostError> {
+    pub(crate) fn net_send(
+        &mut self,
+        broker: &mut Broker,
+        handle: i32,
+        data: &[u8],
+    ) -> Result<u64, HostError> {
         let Some(request) = self.transfer_request(NetAccess::Send, handle, data.len() as u64)
         else {
-            return Err(self.bad_handle("net.send", handle));
+            return Err(broker.bad_handle("net.send", handle));
         };
-        let event = self.check(request)?.event;
-        let wait = self.remaining().max(Duration::from_millis(1));
-        let result = self.connections.get(handle).map(|c| {
-            let mut stream = &c.stream;
+        let permit = broker.check(request)?;
+        let wait = broker.remaining().max(Duration::from_millis(1));
+        let result = self.stream(&permit, handle).map(|stream| {
+            let mut stream = stream;
             let _ = stream.set_write_timeout(Some(wait));
             stream.write_all(data)
         });
         let timed_out = matches!(&result, Some(Err(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
         match result {
             Some(Ok(())) => {
-                self.usage.net_egress_bytes = self
-                    .usage
-                    .net_egress_bytes
-                    .saturating_add(data.len() as u64);
-                self.log.set_outcome(
-                    event,
+                let usage = broker.usage_mut();
+                usage.net_egress_bytes = usage.net_egress_bytes.saturating_add(data.len() as u64);
+                broker.set_outcome(
+                    &permit,
                     Outcome::Done {
                         bytes: data.len() as u64,
                     },
@@ -231,8 +229,8 @@ impl Broker {
                 Ok(data.len() as u64)
             }
             _ => {
-                self.log.set_outcome(
-                    event,
+                broker.set_outcome(
+                    &permit,
                     Outcome::Failed {
                         error: "send failed".into(),
                     },
@@ -248,33 +246,36 @@ impl Broker {
 
     /// Receives up to `buf.len()` bytes (capped at the ingress quota left), waiting at most
     /// `timeout` and never past the run's wall-clock budget. `Ok(0)` means the peer closed.
-    pub fn net_recv(
+    pub(crate) fn net_recv(
         &mut self,
+        broker: &mut Broker,
         handle: i32,
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<u64, HostError> {
         let Some(request) = self.transfer_request(NetAccess::Receive, handle, buf.len() as u64)
         else {
-            return Err(self.bad_handle("net.receive", handle));
+            return Err(broker.bad_handle("net.receive", handle));
         };
-        let Allowed { event, decision } = self.check(request)?;
+        let permit = broker.check(request)?;
+        let decision = permit.decision();
         let room = match decision.quota {
             Some(q) if decision.enforced => q.left().min(buf.len() as u64) as usize,
             _ => buf.len(),
         };
-        let wait = timeout.min(self.remaining()).max(Duration::from_millis(1));
-        let result = self.connections.get(handle).map(|c| {
-            let mut stream = &c.stream;
+        let wait = timeout
+            .min(broker.remaining())
+            .max(Duration::from_millis(1));
+        let result = self.stream(&permit, handle).map(|stream| {
+            let mut stream = stream;
             let _ = stream.set_read_timeout(Some(wait));
             stream.read(&mut buf[..room])
         });
         match result {
             Some(Ok(n)) => {
-                self.usage.net_ingress_bytes =
-                    self.usage.net_ingress_bytes.saturating_add(n as u64);
-                self.log
-                    .set_outcome(event, Outcome::Done { bytes: n as u64 });
+                let usage = broker.usage_mut();
+                usage.net_ingress_bytes = usage.net_ingress_bytes.saturating_add(n as u64);
+                broker.set_outcome(&permit, Outcome::Done { bytes: n as u64 });
                 Ok(n as u64)
             }
             Some(Err(e))
@@ -283,8 +284,8 @@ impl Broker {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                self.log.set_outcome(
-                    event,
+                broker.set_outcome(
+                    &permit,
                     Outcome::Failed {
                         error: "timed out".into(),
                     },
@@ -292,8 +293,8 @@ impl Broker {
                 Err(HostError::TimedOut)
             }
             _ => {
-                self.log.set_outcome(
-                    event,
+                broker.set_outcome(
+                    &permit,
                     Outcome::Failed {
                         error: "receive failed".into(),
                     },
@@ -304,10 +305,14 @@ impl Broker {
     }
 
     /// Closes a connection. Closing an unknown or closed handle is an error (and an event).
-    pub fn net_close(&mut self, handle: i32) -> Result<(), HostError> {
-        match self.connections.remove(handle) {
+    pub(crate) fn net_close(&mut self, broker: &mut Broker, handle: i32) -> Result<(), HostError> {
+        match self.remove(handle) {
             Some(_) => Ok(()),
-            None => Err(self.bad_handle("net.close", handle)),
+            None => Err(broker.bad_handle("net.close", handle)),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod tests;

@@ -8,8 +8,43 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbox_policy::{parse_policy, ReasonCode};
-use sandbox_runtime::{Broker, HostError, Mounts};
+use sandbox_policy::{parse_policy, ReasonCode, Usage};
+
+use super::Connections;
+use crate::broker::events::EventLog;
+use crate::broker::HostError;
+
+/// The broker and the network capability of one call, as a front end holds them.
+struct Broker {
+    broker: crate::broker::Broker,
+    net: Connections,
+}
+
+impl Broker {
+    fn net_connect(&mut self, host: &[u8], port: u16) -> Result<i32, HostError> {
+        self.net.net_connect(&mut self.broker, host, port)
+    }
+
+    fn net_send(&mut self, handle: i32, data: &[u8]) -> Result<u64, HostError> {
+        self.net.net_send(&mut self.broker, handle, data)
+    }
+
+    fn net_recv(&mut self, handle: i32, buf: &mut [u8], wait: Duration) -> Result<u64, HostError> {
+        self.net.net_recv(&mut self.broker, handle, buf, wait)
+    }
+
+    fn net_close(&mut self, handle: i32) -> Result<(), HostError> {
+        self.net.net_close(&mut self.broker, handle)
+    }
+
+    fn usage(&self) -> &Usage {
+        self.broker.usage()
+    }
+
+    fn log(&self) -> &EventLog {
+        self.broker.log()
+    }
+}
 
 /// An echo server on an ephemeral loopback port; stops when dropped.
 struct EchoServer {
@@ -69,12 +104,13 @@ impl Drop for EchoServer {
 fn broker(network_yaml: &str) -> Broker {
     let text = format!("version: 1\nnetwork:\n{network_yaml}");
     let policy = parse_policy(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mounts = Mounts::open(&policy).unwrap();
-    Broker::new(
-        Arc::new(policy),
-        mounts,
-        Instant::now() + Duration::from_secs(10),
-    )
+    Broker {
+        broker: crate::broker::Broker::new(
+            Arc::new(policy),
+            Instant::now() + Duration::from_secs(10),
+        ),
+        net: Connections::default(),
+    }
 }
 
 /// A broker whose policy allows 127.0.0.1 on `port` by CIDR, with optional extra YAML lines.
@@ -316,12 +352,13 @@ fn audit_mode_relaxes_quotas_but_never_blocked_addresses() {
         server.port
     );
     let policy = parse_policy(&text, Path::new(".")).unwrap();
-    let mounts = Mounts::open(&policy).unwrap();
-    let mut b = Broker::new(
-        Arc::new(policy),
-        mounts,
-        Instant::now() + Duration::from_secs(5),
-    );
+    let mut b = Broker {
+        broker: crate::broker::Broker::new(
+            Arc::new(policy),
+            Instant::now() + Duration::from_secs(5),
+        ),
+        net: Connections::default(),
+    };
     assert_eq!(
         b.net_connect(b"127.0.0.1", server.port),
         Err(HostError::Denied(ReasonCode::NetAddressBlocked))

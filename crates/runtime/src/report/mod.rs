@@ -8,22 +8,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::broker::events::{Event, Outcome};
 use crate::broker::Broker;
-use crate::events::{Event, Outcome};
-use crate::run::Capture;
+use crate::state::Capture;
 
+/// The report format's version.
 pub const SCHEMA_VERSION: u32 = 1;
-pub const SANDBOX_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The Wasmtime release the runtime is built on (checked against Cargo.lock by a test).
-pub const WASMTIME_VERSION: &str = "48.0.8";
+pub use crate::engine::{SANDBOX_VERSION, WASMTIME_VERSION};
 
+/// How the run ended: `outcome.status` in the report, written in snake case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The entry returned, or the guest called `proc_exit` (its code is in `outcome.exit_code`).
     Completed,
+    /// The guest trapped, or `on_deny: trap` ended the run at a deny.
     Trapped,
+    /// The run used all of `budgets.fuel`.
     FuelExhausted,
+    /// The run passed its `budgets.timeout_ms` wall-clock budget.
     Timeout,
+    /// A memory or table grow asked for more than the policy allows.
     MemoryLimit,
 }
 
@@ -40,124 +45,216 @@ impl Status {
     }
 }
 
+/// The report of one run, as written in JSON: what ran, under which limits, how it ended,
+/// what it used and every decision made, sealed by an event hash chain and a digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The report format's version: [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The versions of the sandbox and of Wasmtime that ran the plugin.
     pub sandbox: SandboxInfo,
+    /// How the run ended.
     pub outcome: OutcomeInfo,
+    /// The plugin that ran.
     pub plugin: PluginInfo,
+    /// The policy it ran under.
     pub policy: PolicyInfo,
+    /// The budgets, limits and quotas in force, as the policy set them.
     pub limits: LimitsInfo,
+    /// What the run used.
     pub usage: UsageInfo,
+    /// The recorded events in order, each hash-chained to the one before; at most
+    /// `limits.max_events` of them, the rest are counted in `events_summary`.
     pub events: Vec<ReportEvent>,
+    /// Counts of recorded and unrecorded events, per rule, reason and decision.
     pub events_summary: EventsSummary,
+    /// The guest's captured stdout and stderr.
     pub stdio: StdioInfo,
+    /// Counts of every decision, recorded or not.
     pub summary: Summary,
+    /// SHA-256 (hex) of the canonical JSON of the whole report without this field, so that
+    /// [`verify_report`] detects an edit anywhere.
     pub digest: String,
 }
 
+/// Which build ran the plugin: `sandbox` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxInfo {
+    /// This crate's version, [`SANDBOX_VERSION`].
     pub version: String,
+    /// The embedded Wasmtime's version, [`WASMTIME_VERSION`].
     pub wasmtime: String,
 }
 
+/// How the run ended: `outcome` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutcomeInfo {
+    /// The kind of ending, which also picks the `run` exit code.
     pub status: Status,
+    /// One sentence for a person, e.g. which budget ran out and its size.
     pub message: String,
+    /// The code the guest passed to `proc_exit`; absent when it did not call it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
 }
 
+/// The plugin that ran: `plugin` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginInfo {
+    /// The plugin's path as given (for an embedder, the name passed to [`crate::Sandbox::load`]).
     pub path: String,
+    /// SHA-256 (hex) of the plugin's bytes.
     pub sha256: String,
 }
 
+/// The policy the plugin ran under: `policy` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyInfo {
+    /// The policy file's path, or `(embedded)` when the embedder gave no source.
     pub path: String,
+    /// SHA-256 (hex) of the policy file's bytes (of nothing for an embedded policy).
     pub sha256: String,
+    /// The policy's `name`.
     pub name: String,
+    /// The policy's `mode`: `enforce` or `audit`.
     pub mode: String,
 }
 
+/// The budgets, limits and quotas the run had, taken from the policy (built-in defaults where
+/// it sets none): `limits` in the report. Quotas the policy does not set are absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LimitsInfo {
+    /// `budgets.fuel`: Wasmtime fuel units the run may consume.
     pub fuel: u64,
+    /// `budgets.timeout_ms`: the wall-clock budget, in ms.
     pub timeout_ms: u64,
+    /// `budgets.memory_bytes`: the ceiling on linear memory, in bytes.
     pub memory_bytes: u64,
+    /// `limits.max_events`: how many events the report records before it only counts them.
     pub max_events: u64,
+    /// `limits.module_bytes`: the largest plugin accepted, in bytes.
     pub module_bytes: u64,
+    /// `stdio.stdout_bytes`: how much of the guest's stdout is captured, in bytes.
     pub stdout_bytes: u64,
+    /// `stdio.stderr_bytes`: how much of the guest's stderr is captured, in bytes.
     pub stderr_bytes: u64,
+    /// `filesystem.quotas.read_bytes`: bytes the guest may read from files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_read_bytes: Option<u64>,
+    /// `filesystem.quotas.write_bytes`: bytes the guest may write to files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_write_bytes: Option<u64>,
+    /// `network.quotas.connections`: connections the guest may open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_connections: Option<u64>,
+    /// `network.quotas.egress_bytes`: bytes the guest may send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_egress_bytes: Option<u64>,
+    /// `network.quotas.ingress_bytes`: bytes the guest may receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_ingress_bytes: Option<u64>,
 }
 
+/// What the run used: `usage` in the report. All but `wall_time_ms` are deterministic for the
+/// same plugin, policy, input and host files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageInfo {
+    /// Wasmtime fuel units consumed.
     pub fuel_consumed: u64,
+    /// Wall-clock time from instantiation to the end of the call, in ms (rounded to the µs).
     pub wall_time_ms: f64,
+    /// The largest total of linear memory the run reached, across all its memories, in bytes.
     pub peak_memory_bytes: u64,
+    /// Bytes read from files.
     pub fs_read_bytes: u64,
+    /// Bytes written to files.
     pub fs_write_bytes: u64,
+    /// Network connections opened.
     pub net_connections: u64,
+    /// Bytes sent over the network.
     pub net_egress_bytes: u64,
+    /// Bytes received from the network.
     pub net_ingress_bytes: u64,
 }
 
+/// One recorded decision: an element of `events` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportEvent {
+    /// The event's 0-based position in `events`, as `explain --event-index` takes it.
     pub seq: u64,
+    /// `allow` or `deny`.
     pub decision: Verdict,
+    /// False when `mode: audit` relaxed a deny: the request went ahead and the deny is only
+    /// logged.
     pub enforced: bool,
+    /// What was asked for, e.g. `fs.read`, `net.connect` or `budget.fuel`.
     pub capability: String,
+    /// The rule that decided, or the default or budget it fell to (e.g. `filesystem.default`,
+    /// `budgets.fuel`); never empty.
     pub rule_id: String,
+    /// Why the decision came out as it did.
     pub reason_code: ReasonCode,
+    /// Everything `decide` needs, so `policy replay` can decide it again; absent for budget
+    /// events and guest faults, which no policy rule decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
+    /// What a person needs to act: paths as asked and as resolved, host, port, address,
+    /// bytes asked, quota left, the result of the operation.
     pub context: Map<String, Value>,
+    /// SHA-256 (hex) of the previous event's hash followed by this event's canonical JSON
+    /// without `hash`: the chain [`verify_report`] checks.
     pub hash: String,
 }
 
+/// How many events there were, recorded or not: `events_summary` in the report. Events past
+/// `limits.max_events` are counted here, never dropped silently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventsSummary {
+    /// Events written in `events`.
     pub recorded: u64,
+    /// Events past `limits.max_events`, counted but not written.
     pub not_recorded: u64,
+    /// Every event (recorded or not) counted per rule, reason, decision and enforcement, in
+    /// order of first appearance.
     pub by_rule: Vec<RuleCount>,
 }
 
+/// How many events share one rule, reason, decision and enforcement: an element of
+/// `events_summary.by_rule`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleCount {
+    /// The rule, default or budget that decided, as in [`ReportEvent::rule_id`].
     pub rule_id: String,
+    /// Why it decided as it did.
     pub reason_code: ReasonCode,
+    /// `allow` or `deny`.
     pub decision: Verdict,
+    /// False for denies that `mode: audit` relaxed.
     pub enforced: bool,
+    /// How many events there were.
     pub count: u64,
 }
 
+/// The guest's output, captured up to the policy's `stdio` caps: `stdio` in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StdioInfo {
+    /// The captured stdout, decoded as UTF-8 (lossy), at most `stdio.stdout_bytes` bytes.
     pub stdout: String,
+    /// The captured stderr, decoded as UTF-8 (lossy), at most `stdio.stderr_bytes` bytes.
     pub stderr: String,
+    /// True when the guest wrote more to stdout than was captured.
     pub stdout_truncated: bool,
+    /// True when the guest wrote more to stderr than was captured.
     pub stderr_truncated: bool,
 }
 
+/// Counts of every decision the run made, recorded in `events` or not: `summary` in the
+/// report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Decisions that allowed.
     pub allowed: u64,
+    /// Decisions that denied, including denies audit mode relaxed and budget events.
     pub denied: u64,
 }
 
@@ -183,13 +280,14 @@ pub(crate) struct ReportInput<'a> {
     pub stderr: &'a Capture,
 }
 
+/// SHA-256 of `bytes`, as lowercase hex: the form every digest in the report takes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 pub(crate) fn build(input: ReportInput<'_>) -> Report {
     let broker = input.broker;
-    let policy = &broker.policy;
+    let policy = broker.policy();
     let usage = broker.usage();
     let fs_quotas = &policy.filesystem.quotas;
     let net_quotas = &policy.network.quotas;
@@ -336,11 +434,11 @@ fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<Str
                 c.insert("resolved_path".into(), clip(resolved));
             }
             if let (Some(mount), true) = (d.mount, d.permits()) {
-                if let Some(m) = broker.policy.filesystem.mounts.get(mount) {
+                if let Some(m) = broker.policy().filesystem.mounts.get(mount) {
                     c.insert("mount".into(), m.guest.clone().into());
                 }
                 let effective = r.resolved.as_deref().unwrap_or(&normal);
-                if let Some(host) = broker.host_path_of(effective) {
+                if let Some(host) = host_path_of(broker.policy(), effective) {
                     c.insert("host_path".into(), clip(&host.display().to_string()));
                 }
             }
@@ -407,6 +505,18 @@ fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<Str
         }
     }
     c
+}
+
+/// The host path a guest path maps to, for event context.
+fn host_path_of(policy: &sandbox_policy::Policy, guest: &str) -> Option<std::path::PathBuf> {
+    let (_, mount) = policy.mount_for(guest)?;
+    let rel = guest[mount.guest.len()..].trim_start_matches('/');
+    let base = policy.mount_host_path(mount);
+    Some(if rel.is_empty() {
+        base
+    } else {
+        base.join(std::path::Path::new(rel))
+    })
 }
 
 /// JSON with object keys sorted at every level, so hashes do not depend on field order.
@@ -511,12 +621,19 @@ fn report_digest(report: &mut Report, events: Vec<Value>) -> String {
 /// Why a report failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The text does not parse as JSON; holds the parser's message.
     #[error("the report is not valid JSON: {0}")]
     NotJson(String),
+    /// The JSON does not have the shape of a [`Report`]; holds the reason.
     #[error("the report does not follow schema version 1: {0}")]
     Malformed(String),
+    /// An event's `hash` does not match the chain.
     #[error("event {seq}'s hash does not match: the event or one before it was edited")]
-    EventChainBroken { seq: u64 },
+    EventChainBroken {
+        /// The position in `events` of the first event whose hash does not match.
+        seq: u64,
+    },
+    /// The `digest` does not match the report's content.
     #[error("the report's digest does not match its content: it was edited after the run")]
     DigestMismatch,
 }

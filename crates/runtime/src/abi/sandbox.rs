@@ -4,11 +4,12 @@
 //! policy says `on_deny: trap`.
 
 use sandbox_policy::{ReasonCode, MAX_GUEST_PATH_BYTES};
-use wasmtime::{Caller, Extern, Linker, Memory, Trap};
+use wasmtime::{Linker, Memory};
 
+use crate::broker::events::Outcome;
 use crate::broker::HostError;
-use crate::events::Outcome;
-use crate::run::{DenyTrap, RunState};
+use crate::guest::{charge, guest_range, memory, path_and_buffer, Ctx, MAX_IO_BYTES};
+use crate::state::{DenyTrap, RunState};
 
 /// The import module name.
 pub const MODULE: &str = "sandbox";
@@ -40,13 +41,6 @@ pub const ERR_TIMED_OUT: i32 = -11;
 /// `fs_write` flag: append instead of replacing the file.
 pub const WRITE_APPEND: i32 = 1;
 
-/// Most bytes one call moves; larger reads return fewer bytes, larger writes are refused.
-pub const MAX_IO_BYTES: u32 = 16 << 20;
-
-/// Fuel charged per host call, and per 8 bytes copied, so I/O loops are bounded by fuel too.
-pub const HOSTCALL_BASE_FUEL: u64 = 10;
-pub const FUEL_PER_8_BYTES: u64 = 1;
-
 /// Every import the module provides, for the unknown-import check.
 pub const FUNCTIONS: &[&str] = &[
     "input_len",
@@ -64,7 +58,8 @@ pub const FUNCTIONS: &[&str] = &[
     "net_close",
 ];
 
-pub fn error_code(error: &HostError) -> i32 {
+/// The ABI's error code for a failed host operation.
+pub(crate) fn error_code(error: &HostError) -> i32 {
     match error {
         HostError::Denied(reason) | HostError::DeniedTrap { reason, .. } => match reason {
             ReasonCode::FsReadQuotaExceeded
@@ -81,50 +76,9 @@ pub fn error_code(error: &HostError) -> i32 {
         HostError::WrongKind | HostError::NotDir => ERR_WRONG_KIND,
         HostError::Io | HostError::Exists | HostError::NotEmpty => ERR_IO,
         HostError::Invalid => ERR_INVALID,
-        HostError::Fault => ERR_FAULT,
         HostError::TimedOut => ERR_TIMED_OUT,
         HostError::Unreachable => ERR_UNREACHABLE,
     }
-}
-
-type Ctx<'a> = Caller<'a, RunState>;
-
-/// The caller's `memory` export, looked up by name once per call and then kept.
-pub(crate) fn memory(caller: &mut Ctx<'_>) -> Option<Memory> {
-    if let Some(memory) = caller.data().memory {
-        return Some(memory);
-    }
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => {
-            caller.data_mut().memory = Some(m);
-            Some(m)
-        }
-        _ => None,
-    }
-}
-
-/// The range `[ptr, ptr+len)` if it lies inside memory of `size` bytes.
-pub fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {
-    let start = ptr as u32 as usize;
-    let len = len as u32 as usize;
-    let end = start.checked_add(len)?;
-    (end <= size).then_some(start..end)
-}
-
-/// Charges fuel for a host call that copies `bytes`; running out ends the run as
-/// `fuel_exhausted`, exactly as if Wasm code had used it.
-fn charge(caller: &mut Ctx<'_>, bytes: u64) -> wasmtime::Result<()> {
-    burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)
-}
-
-/// Takes `cost` units of fuel, or ends the run as `fuel_exhausted` when less is left.
-pub(crate) fn burn_fuel(caller: &mut Ctx<'_>, cost: u64) -> wasmtime::Result<()> {
-    let fuel = caller.get_fuel()?;
-    if fuel < cost {
-        caller.set_fuel(0)?;
-        return Err(wasmtime::Error::new(Trap::OutOfFuel));
-    }
-    caller.set_fuel(fuel - cost)
 }
 
 fn fault(
@@ -180,25 +134,6 @@ fn path_range(
     Ok((mem, range.start..range.start + take))
 }
 
-/// The path to read and the buffer to fill, both in guest memory. Only when the guest made
-/// them overlap is the path copied.
-fn path_and_buffer(
-    data: &mut [u8],
-    path: std::ops::Range<usize>,
-    buf: std::ops::Range<usize>,
-) -> (std::borrow::Cow<'_, [u8]>, &mut [u8]) {
-    if path.end <= buf.start {
-        let (low, high) = data.split_at_mut(buf.start);
-        (low[path].into(), &mut high[..buf.len()])
-    } else if buf.end <= path.start {
-        let (low, high) = data.split_at_mut(path.start);
-        (high[..path.len()].into(), &mut low[buf])
-    } else {
-        let copied = data[path].to_vec();
-        (copied.into(), &mut data[buf])
-    }
-}
-
 /// Turns a host error into the guest's return value, or ends the run for `on_deny: trap`.
 fn finish(result: Result<i32, HostError>) -> wasmtime::Result<i32> {
     match result {
@@ -216,7 +151,8 @@ fn finish(result: Result<i32, HostError>) -> wasmtime::Result<i32> {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+/// Defines every `sandbox` function on the linker.
+pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "input_len", |caller: Ctx<'_>| -> i32 {
         i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX)
     })?;
@@ -303,7 +239,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
             let (path, buf) = path_and_buffer(data, path, range);
-            let result = state.broker.fs_read(&path, offset as u64, buf);
+            let result = state
+                .fs
+                .fs_read(&mut state.broker, &path, offset as u64, buf);
             if let Ok(n) = result {
                 charge(&mut caller, n)?;
             }
@@ -334,10 +272,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             }
             charge(&mut caller, (path.len() + range.len()) as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result =
-                state
-                    .broker
-                    .fs_write(&data[path], &data[range], flags & WRITE_APPEND != 0);
+            let append = flags & WRITE_APPEND != 0;
+            let result = state
+                .fs
+                .fs_write(&mut state.broker, &data[path], &data[range], append);
             finish(result.map(|n| n as i32))
         },
     )?;
@@ -356,12 +294,15 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_stat(&data[path]).map(|stat| {
-                data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
-                data[range.start + 8..range.end]
-                    .copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
-                0
-            });
+            let result = state
+                .fs
+                .fs_stat(&mut state.broker, &data[path])
+                .map(|stat| {
+                    data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
+                    data[range.start + 8..range.end]
+                        .copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
+                    0
+                });
             finish(result)
         },
     )?;
@@ -385,12 +326,15 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_list(&data[path]).map(|listing| {
-                let n = listing.len().min(range.len());
-                data[range.start..range.start + n].copy_from_slice(&listing[..n]);
-                // The full length, so a guest with a short buffer can retry with a larger one.
-                i32::try_from(listing.len()).unwrap_or(i32::MAX)
-            });
+            let result = state
+                .fs
+                .fs_list(&mut state.broker, &data[path])
+                .map(|listing| {
+                    let n = listing.len().min(range.len());
+                    data[range.start..range.start + n].copy_from_slice(&listing[..n]);
+                    // The full length, so a guest with a short buffer can retry with a larger one.
+                    i32::try_from(listing.len()).unwrap_or(i32::MAX)
+                });
             if let Ok(n) = result {
                 charge(&mut caller, n as u64)?;
             }
@@ -408,7 +352,10 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             };
             charge(&mut caller, path.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.fs_delete(&data[path]).map(|()| 0);
+            let result = state
+                .fs
+                .fs_delete(&mut state.broker, &data[path])
+                .map(|()| 0);
             finish(result)
         },
     )?;
@@ -427,12 +374,13 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             if port == 0 {
                 return Ok(ERR_INVALID);
             }
-            if range.len() > crate::net::MAX_HOST_BYTES {
+            if range.len() > crate::cap::net::MAX_HOST_BYTES {
                 return Ok(ERR_INVALID);
             }
             let host = mem.data(&caller)[range].to_vec();
             charge(&mut caller, host.len() as u64)?;
-            let result = caller.data_mut().broker.net_connect(&host, port);
+            let state = caller.data_mut();
+            let result = state.net.net_connect(&mut state.broker, &host, port);
             finish(result)
         },
     )?;
@@ -450,7 +398,7 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             }
             charge(&mut caller, range.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.net_send(handle, &data[range]);
+            let result = state.net.net_send(&mut state.broker, handle, &data[range]);
             finish(result.map(|n| n as i32))
         },
     )?;
@@ -472,7 +420,9 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
             charge(&mut caller, 0)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.broker.net_recv(handle, &mut data[range], timeout);
+            let result = state
+                .net
+                .net_recv(&mut state.broker, handle, &mut data[range], timeout);
             if let Ok(n) = result {
                 charge(&mut caller, n)?;
             }
@@ -485,7 +435,8 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         "net_close",
         |mut caller: Ctx<'_>, handle: i32| -> wasmtime::Result<i32> {
             charge(&mut caller, 0)?;
-            let result = caller.data_mut().broker.net_close(handle).map(|()| 0);
+            let state = caller.data_mut();
+            let result = state.net.net_close(&mut state.broker, handle).map(|()| 0);
             finish(result)
         },
     )?;
@@ -495,7 +446,7 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{guest_range, path_and_buffer};
+    use crate::guest::{guest_range, path_and_buffer};
 
     #[test]
     fn a_path_overlapping_the_buffer_is_read_before_the_buffer_is_written() {

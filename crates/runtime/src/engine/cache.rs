@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-use crate::report::{SANDBOX_VERSION, WASMTIME_VERSION};
+use super::{SANDBOX_VERSION, WASMTIME_VERSION};
 
 const MAGIC: &[u8; 16] = b"sandbox-cwasm-1\n";
 const HEADER_BYTES: usize = 16 + 32 * 3;
@@ -37,11 +37,19 @@ pub enum CacheStatus {
     /// The sandbox has no cache: the module was compiled.
     Disabled,
     /// No entry yet: compiled, and stored unless the folder could not be written.
-    Miss { stored: bool },
+    Miss {
+        /// Whether the compiled module was written to the cache.
+        stored: bool,
+    },
     /// Read from the cache after its digest and header checked out.
     Hit,
     /// An entry was there but could not be trusted: compiled again and replaced.
-    Rejected { reason: Rejected, stored: bool },
+    Rejected {
+        /// Why the entry was not used.
+        reason: Rejected,
+        /// Whether the new compiled module replaced it.
+        stored: bool,
+    },
 }
 
 /// Why a cache entry was not used.
@@ -108,6 +116,7 @@ impl ModuleCache {
         Self::default_dir().map(ModuleCache::new)
     }
 
+    /// The folder the entries live in (it may not exist yet).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -141,10 +150,12 @@ impl ModuleCache {
         if &bytes[48..80] != module_sha256 || &bytes[80..112] != fingerprint {
             return Lookup::Rejected(Rejected::Stale);
         }
-        // SAFETY: these bytes are what `Module::serialize` wrote for this module on an engine
-        // with this fingerprint: the entry sits in the user's own 0700 folder, its digest
-        // matches and its header names this module and engine. Wasmtime still checks its own
-        // header and refuses artifacts of another version or configuration.
+        // SAFETY: `deserialize` trusts its bytes to be what `Module::serialize` wrote. What is
+        // checked above: the entry's SHA-256 digest matches its contents, and its header
+        // names this module's SHA-256 and this engine's fingerprint; Wasmtime then checks its
+        // own header (version and configuration). Not checked here: who could have written
+        // the entry (its owner and mode), so the folder must be the user's own.
+        #[allow(unsafe_code)]
         match unsafe { Module::deserialize(engine, &bytes[HEADER_BYTES..]) } {
             Ok(module) => Lookup::Hit(module),
             Err(_) => Lookup::Rejected(Rejected::Stale),

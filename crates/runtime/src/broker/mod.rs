@@ -1,7 +1,11 @@
-//! The capability broker: one per run, the only code that touches the host's files. Every
-//! request passes [`Broker::check`], which asks the policy's `decide`, accounts usage and
-//! records the event. Like Wasmtime's limiter it has three outcomes: allow, refuse (the guest
-//! gets an error code) and trap (`on_deny: trap` ends the run).
+//! The capability broker: one per call, the one place where a request is decided. Every
+//! request passes [`Broker::check`] (or [`Broker::check_fs`]), which asks the policy's
+//! `decide`, charges the quota, records the event and, on an allow, hands back a [`Permit`]:
+//! the only value the capabilities in `cap/` accept before they touch the host. Like Wasmtime's
+//! limiter it has three outcomes: allow (a permit), refuse (the guest gets an error code) and
+//! trap (`on_deny: trap` ends the run).
+//!
+//! The broker holds no host handle: files and sockets live in `cap/`, which cannot decide.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,13 +14,26 @@ use sandbox_policy::{
     Decision, FsQuery, OnDeny, Policy, ReasonCode, Request, RuleRef, Usage, Verdict,
 };
 
-use crate::events::{Event, EventLog, Outcome};
-use crate::fs::Mounts;
-use crate::net::Connections;
+pub(crate) mod events;
+
+use events::{Event, EventLog, Outcome};
+
+/// The event outcome of a failed operation.
+pub(crate) fn failure_outcome(e: &HostError) -> Outcome {
+    match e {
+        HostError::NotFound => Outcome::NotFound,
+        HostError::WrongKind | HostError::NotDir => Outcome::Failed {
+            error: "wrong kind of file".into(),
+        },
+        other => Outcome::Failed {
+            error: format!("{other:?}").to_lowercase(),
+        },
+    }
+}
 
 /// What a host operation returns to its front end when it does not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostError {
+pub(crate) enum HostError {
     /// The policy refused it; the reason is in the event.
     Denied(ReasonCode),
     /// The policy refused it and asks for the run to end (`on_deny: trap`).
@@ -40,8 +57,6 @@ pub enum HostError {
     NotEmpty,
     /// Arguments the host cannot act on (bad flags, oversized buffers).
     Invalid,
-    /// Pointer or length outside guest memory.
-    Fault,
     /// The wait ran out (a receive with no data, a connect that did not finish).
     TimedOut,
     /// Allowed, but the peer could not be reached or the connection failed.
@@ -49,50 +64,54 @@ pub enum HostError {
 }
 
 /// A request the broker let through: the decision (an allow, or a deny that audit mode
-/// relaxed) and the recorded event, to attach the outcome to.
-pub(crate) struct Allowed {
-    pub event: Option<usize>,
-    pub decision: Decision,
+/// relaxed) and the recorded event, to attach the outcome to. Only [`Broker::check`] and
+/// [`Broker::check_fs`] make one (its fields are private to this module), and a capability
+/// operation that touches the host takes one, so no host operation happens undecided.
+#[must_use = "a permit is spent by the host operation it allows, then by `Broker::finish`"]
+pub(crate) struct Permit {
+    event: Option<usize>,
+    decision: Decision,
 }
 
-pub struct Broker {
-    pub(crate) policy: Arc<Policy>,
-    pub(crate) mounts: Mounts,
-    pub(crate) usage: Usage,
-    pub(crate) log: EventLog,
-    pub(crate) connections: Connections,
+impl Permit {
+    /// The decision this permit carries (an allow, or an audit-mode deny that was relaxed).
+    pub(crate) fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+/// The decision point of one call: the policy, the usage so far, the event log and the
+/// call's deadline.
+pub(crate) struct Broker {
+    policy: Arc<Policy>,
+    usage: Usage,
+    log: EventLog,
     /// When the run's wall-clock budget ends: host calls that wait never wait past it.
-    pub(crate) deadline: Instant,
+    deadline: Instant,
 }
 
 impl Broker {
     /// A broker for one run; `deadline` is when the run's wall-clock budget ends.
-    pub fn new(policy: Arc<Policy>, mounts: Mounts, deadline: Instant) -> Broker {
-        Broker::with_log(policy, mounts, deadline, EventLog::new(0))
+    #[cfg(any(test, feature = "bench-hooks"))]
+    pub(crate) fn new(policy: Arc<Policy>, deadline: Instant) -> Broker {
+        Broker::with_log(policy, deadline, EventLog::new(0))
     }
 
     /// A broker that records into `log`, emptied first (its storage is kept).
-    pub(crate) fn with_log(
-        policy: Arc<Policy>,
-        mounts: Mounts,
-        deadline: Instant,
-        mut log: EventLog,
-    ) -> Broker {
+    pub(crate) fn with_log(policy: Arc<Policy>, deadline: Instant, mut log: EventLog) -> Broker {
         let max = usize::try_from(policy.limits.max_events.value).unwrap_or(usize::MAX);
         log.clear(max);
         Broker {
             log,
             policy,
-            mounts,
             usage: Usage::default(),
-            connections: Connections::default(),
             deadline,
         }
     }
 
     /// The one chokepoint: decide, record, and turn the decision into one of three outcomes:
     /// `Ok` (go ahead), `Err(Denied)` (the guest gets an error code) or `Err(DeniedTrap)`.
-    pub(crate) fn check(&mut self, request: Request) -> Result<Allowed, HostError> {
+    pub(crate) fn check(&mut self, request: Request) -> Result<Permit, HostError> {
         let decision = self.policy.decide(&self.usage, &request);
         let capability = request.capability();
         let index = self.log.record_request(decision, request);
@@ -101,7 +120,7 @@ impl Broker {
 
     /// [`Broker::check`] for a borrowed filesystem request: the host-call path, which
     /// allocates nothing to decide and record it.
-    pub(crate) fn check_fs(&mut self, query: &FsQuery<'_>) -> Result<Allowed, HostError> {
+    pub(crate) fn check_fs(&mut self, query: &FsQuery<'_>) -> Result<Permit, HostError> {
         let decision = self.policy.decide_fs(&self.usage, query);
         let index = self.log.record_fs(decision, query);
         self.conclude(decision, index, query.op.capability())
@@ -112,9 +131,9 @@ impl Broker {
         decision: Decision,
         index: Option<usize>,
         capability: &'static str,
-    ) -> Result<Allowed, HostError> {
+    ) -> Result<Permit, HostError> {
         if decision.permits() {
-            return Ok(Allowed {
+            return Ok(Permit {
                 event: index,
                 decision,
             });
@@ -164,12 +183,62 @@ impl Broker {
         });
     }
 
-    pub fn usage(&self) -> &Usage {
+    /// What the call has used so far.
+    pub(crate) fn usage(&self) -> &Usage {
         &self.usage
     }
 
-    pub fn log(&self) -> &EventLog {
+    /// The usage counters, for a capability to count what an allowed operation really moved.
+    pub(crate) fn usage_mut(&mut self) -> &mut Usage {
+        &mut self.usage
+    }
+
+    /// The policy the broker decides by (capabilities read mount geometry from it).
+    pub(crate) fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// The events recorded so far.
+    pub(crate) fn log(&self) -> &EventLog {
         &self.log
+    }
+
+    /// The wall-clock budget left: what a blocking host operation may wait at most.
+    pub(crate) fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Records the outcome of the operation a permit allowed, and spends the permit.
+    pub(crate) fn finish(
+        &mut self,
+        permit: Permit,
+        result: Result<u64, HostError>,
+    ) -> Result<u64, HostError> {
+        match &result {
+            Ok(n) => self
+                .log
+                .set_outcome(permit.event, Outcome::Done { bytes: *n }),
+            Err(e) => self.log.set_outcome(permit.event, failure_outcome(e)),
+        }
+        result
+    }
+
+    /// Records an outcome other than a plain success or failure for a permit's event.
+    pub(crate) fn set_outcome(&mut self, permit: &Permit, outcome: Outcome) {
+        self.log.set_outcome(permit.event, outcome);
+    }
+
+    /// Records a bad handle (a guest mistake no policy can allow) and returns its error.
+    pub(crate) fn bad_handle(&mut self, capability: &'static str, handle: i32) -> HostError {
+        self.record_fault(
+            capability,
+            ReasonCode::HandleInvalid,
+            "handles",
+            Outcome::Failed {
+                error: format!("handle {handle} is not open"),
+            },
+        );
+        HostError::Denied(ReasonCode::HandleInvalid)
     }
 
     /// Takes the event log out (leaving an empty one), to be used again by another call.
@@ -178,6 +247,7 @@ impl Broker {
     }
 
     /// Starts over as if new: no usage, no events; the log's storage is kept.
+    #[cfg(any(test, feature = "bench-hooks"))]
     pub(crate) fn reset(&mut self) {
         let max = usize::try_from(self.policy.limits.max_events.value).unwrap_or(usize::MAX);
         self.usage = Usage::default();

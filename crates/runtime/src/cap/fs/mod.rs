@@ -6,14 +6,17 @@
 use std::borrow::Cow;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
 use sandbox_policy::{normalize_guest_path, normalize_guest_path_cow, FsAccess, FsQuery, Policy};
 
-use crate::broker::{Allowed, Broker, HostError};
-use crate::events::Outcome;
+use crate::broker::events::Outcome;
+use crate::broker::{failure_outcome, Broker, HostError, Permit};
+
+pub(crate) mod open;
 
 /// Symlinks followed in one resolution before it is refused as a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -70,22 +73,28 @@ pub(crate) fn open_dir_nofollow(root: &Dir, rel: &Path) -> std::io::Result<Dir> 
 /// The host folders of the policy's mounts, opened once and shared by every call of a
 /// [`Sandbox`](crate::Sandbox): cloning shares the handles, it opens nothing.
 #[derive(Clone)]
-pub struct Mounts {
-    pub(crate) dirs: std::sync::Arc<[Dir]>,
+pub(crate) struct Mounts {
+    /// Private: a mount's root is reached through [`Mounts::root`] (with a permit) or
+    /// [`Mounts::lookup`] (metadata only), nothing else.
+    dirs: std::sync::Arc<[Dir]>,
 }
 
 /// Why a run cannot start with this policy's mounts.
 #[derive(Debug, thiserror::Error)]
 #[error("mount `{guest}`: cannot open host folder `{host}`: {source}")]
 pub struct MountError {
+    /// The mount's guest path.
     pub guest: String,
+    /// The host folder that could not be opened.
     pub host: PathBuf,
+    /// Why it could not be opened.
     #[source]
     pub source: std::io::Error,
 }
 
 impl Mounts {
-    pub fn open(policy: &Policy) -> Result<Mounts, MountError> {
+    /// Opens the host folder of every mount of the policy.
+    pub(crate) fn new(policy: &Policy) -> Result<Mounts, MountError> {
         let mut dirs = Vec::with_capacity(policy.filesystem.mounts.len());
         for mount in &policy.filesystem.mounts {
             let host = policy.mount_host_path(mount);
@@ -103,9 +112,28 @@ impl Mounts {
 
 /// File metadata as the ABI reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStat {
+pub(crate) struct FileStat {
     pub size: u64,
     pub is_dir: bool,
+}
+
+/// A mount root seen before any decision: metadata and link contents only, which resolution
+/// and the size a decision needs must read. It can open nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct Lookup<'a>(&'a Dir);
+
+impl Lookup<'_> {
+    pub(crate) fn symlink_metadata(&self, rel: &Path) -> Option<cap_std::fs::Metadata> {
+        self.0.symlink_metadata(rel).ok()
+    }
+
+    pub(crate) fn metadata(&self, rel: &Path) -> Option<cap_std::fs::Metadata> {
+        self.0.metadata(rel).ok()
+    }
+
+    fn read_link_contents(&self, rel: &Path) -> std::io::Result<PathBuf> {
+        self.0.read_link_contents(rel)
+    }
 }
 
 /// A guest path after normalisation and resolution beneath its mount. It borrows the guest's
@@ -123,10 +151,37 @@ impl Prepared<'_> {
     pub(crate) fn effective(&self) -> Option<&str> {
         self.resolved.as_deref().or(self.normalized.as_deref())
     }
+
+    /// The request `decide` sees for operation `op` on this path.
+    pub(crate) fn query(&self, op: FsAccess, bytes: u64) -> FsQuery<'_> {
+        FsQuery {
+            op,
+            path: &self.request_path,
+            not_utf8: self.not_utf8,
+            resolved: self.resolved.as_deref(),
+            bytes,
+        }
+    }
 }
 
-impl Broker {
-    pub(crate) fn prepare<'a>(&self, raw: &'a [u8], follow_last: bool) -> Prepared<'a> {
+impl Mounts {
+    /// The root of mount `index`, for the operation a permit allows.
+    pub(crate) fn root(&self, _permit: &Permit, index: usize) -> &Dir {
+        &self.dirs[index]
+    }
+
+    /// The root of mount `index` for lookups before the decision.
+    pub(crate) fn lookup(&self, index: usize) -> Lookup<'_> {
+        Lookup(&self.dirs[index])
+    }
+
+    /// Normalises a guest path and resolves it beneath its mount.
+    pub(crate) fn prepare<'a>(
+        &self,
+        policy: &Policy,
+        raw: &'a [u8],
+        follow_last: bool,
+    ) -> Prepared<'a> {
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (Cow::Borrowed(s), false),
             Err(_) => (String::from_utf8_lossy(raw), true),
@@ -139,8 +194,8 @@ impl Broker {
         // Only a path beneath a mount has links to follow.
         let resolved = normalized
             .as_deref()
-            .filter(|n| self.policy.mount_for(n).is_some())
-            .map(|n| self.resolve(n, follow_last))
+            .filter(|n| policy.mount_for(n).is_some())
+            .map(|n| self.resolve(policy, n, follow_last))
             .filter(|r| Some(r.as_str()) != normalized.as_deref());
         Prepared {
             request_path,
@@ -153,18 +208,18 @@ impl Broker {
     /// Follows symlinks beneath the path's mount, reading links with cap-std (never through
     /// the host's own resolution). Absolute link targets are guest paths. Resolution stops as
     /// soon as it leaves the mount it started in: `decide` then refuses the request.
-    fn resolve(&self, guest: &str, follow_last: bool) -> String {
+    fn resolve(&self, policy: &Policy, guest: &str, follow_last: bool) -> String {
         let mut current = guest.to_owned();
-        let start_mount = self.policy.mount_for(guest).map(|(i, _)| i);
+        let start_mount = policy.mount_for(guest).map(|(i, _)| i);
         let mut hops = 0;
         'restart: loop {
-            let Some((index, mount)) = self.policy.mount_for(&current) else {
+            let Some((index, mount)) = policy.mount_for(&current) else {
                 return current;
             };
             if Some(index) != start_mount {
                 return current;
             }
-            let dir = &self.mounts.dirs[index];
+            let dir = self.lookup(index);
             let rel = current[mount.guest.len()..]
                 .trim_start_matches('/')
                 .to_owned();
@@ -175,7 +230,7 @@ impl Broker {
                 if i + 1 == parts.len() && !follow_last {
                     break;
                 }
-                let Ok(meta) = dir.symlink_metadata(&prefix) else {
+                let Some(meta) = dir.symlink_metadata(&prefix) else {
                     break;
                 };
                 if !meta.is_symlink() {
@@ -207,75 +262,50 @@ impl Broker {
         }
     }
 
-    /// The mount's directory and the path relative to it, for the path `decide` looked at.
-    pub(crate) fn locate(&self, prepared: &Prepared) -> Option<(&Dir, PathBuf)> {
-        let guest = prepared.effective()?;
-        let (index, mount) = self.policy.mount_for(guest)?;
-        let rel = guest[mount.guest.len()..].trim_start_matches('/');
-        let rel = if rel.is_empty() {
-            PathBuf::from(".")
-        } else {
-            PathBuf::from(rel)
-        };
-        Some((&self.mounts.dirs[index], rel))
-    }
-
-    /// Decides and records a request on a path taken as already resolved: the policy check
-    /// alone, without the lookups beneath the mount. For the `hostcall` benchmark.
-    pub(crate) fn check_fs_unresolved(
-        &mut self,
-        op: FsAccess,
-        raw: &[u8],
-        bytes: u64,
-    ) -> Result<Allowed, HostError> {
-        let (path, not_utf8) = match std::str::from_utf8(raw) {
-            Ok(s) => (Cow::Borrowed(s), false),
-            Err(_) => (String::from_utf8_lossy(raw), true),
-        };
-        self.check_fs(&FsQuery {
-            op,
-            path: &path,
-            not_utf8,
-            resolved: None,
-            bytes,
-        })
-    }
-
-    pub(crate) fn fs_check(
-        &mut self,
-        op: FsAccess,
+    /// The mount's directory and the path relative to it, for the path `decide` looked at,
+    /// to do what `permit` allows.
+    pub(crate) fn locate(
+        &self,
+        permit: &Permit,
+        policy: &Policy,
         prepared: &Prepared,
-        bytes: u64,
-    ) -> Result<Allowed, HostError> {
-        self.check_fs(&FsQuery {
-            op,
-            path: &prepared.request_path,
-            not_utf8: prepared.not_utf8,
-            resolved: prepared.resolved.as_deref(),
-            bytes,
-        })
+    ) -> Option<(&Dir, PathBuf)> {
+        let (index, rel) = mount_relative(policy, prepared)?;
+        Some((self.root(permit, index), rel))
     }
 
-    fn metadata_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
-        let (dir, rel) = self.locate(prepared)?;
-        dir.metadata(rel).ok()
+    /// [`Mounts::locate`] before the decision: metadata only.
+    pub(crate) fn locate_lookup(
+        &self,
+        policy: &Policy,
+        prepared: &Prepared,
+    ) -> Option<(Lookup<'_>, PathBuf)> {
+        let (index, rel) = mount_relative(policy, prepared)?;
+        Some((self.lookup(index), rel))
+    }
+
+    fn metadata_of(&self, policy: &Policy, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
+        let (dir, rel) = self.locate_lookup(policy, prepared)?;
+        dir.metadata(&rel)
     }
 
     /// Reads up to `buf.len()` bytes at `offset`. The decision is taken on the bytes the read
     /// would really return, so a read that would cross the quota is refused whole.
-    pub fn fs_read(
-        &mut self,
+    pub(crate) fn fs_read(
+        &self,
+        broker: &mut Broker,
         raw_path: &[u8],
         offset: u64,
         buf: &mut [u8],
     ) -> Result<u64, HostError> {
-        let prepared = self.prepare(raw_path, true);
-        let meta = self.metadata_of(&prepared);
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, true);
+        let meta = self.metadata_of(&policy, &prepared);
         let available = match &meta {
             Some(m) if m.is_file() => m.len().saturating_sub(offset).min(buf.len() as u64),
             _ => 0,
         };
-        let event = self.fs_check(FsAccess::Read, &prepared, available)?.event;
+        let permit = broker.check_fs(&prepared.query(FsAccess::Read, available))?;
         let result = match &meta {
             None => Err(HostError::NotFound),
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
@@ -284,16 +314,32 @@ impl Broker {
             // At or past the end nothing is read; seeking there could fail (offsets past the
             // largest file size are EINVAL), and the ABI promises 0.
             Some(_) if available == 0 => Ok(0),
-            Some(_) => self.read_at(&prepared, offset, &mut buf[..available as usize]),
+            Some(_) => self.read_at(
+                &permit,
+                &policy,
+                &prepared,
+                offset,
+                &mut buf[..available as usize],
+            ),
         };
         if let Ok(n) = result {
-            self.usage.fs_read_bytes = self.usage.fs_read_bytes.saturating_add(n);
+            let usage = broker.usage_mut();
+            usage.fs_read_bytes = usage.fs_read_bytes.saturating_add(n);
         }
-        self.finish(event, result)
+        broker.finish(permit, result)
     }
 
-    fn read_at(&self, prepared: &Prepared, offset: u64, buf: &mut [u8]) -> Result<u64, HostError> {
-        let (dir, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+    fn read_at(
+        &self,
+        permit: &Permit,
+        policy: &Policy,
+        prepared: &Prepared,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<u64, HostError> {
+        let (dir, rel) = self
+            .locate(permit, policy, prepared)
+            .ok_or(HostError::NotFound)?;
         let mut file =
             open_file_nofollow(dir, &rel, OpenOptions::new().read(true)).map_err(io_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
@@ -311,26 +357,28 @@ impl Broker {
 
     /// Writes `data` to a file, replacing it or appending to it. A new file needs `create`
     /// as well as `write`; both are decided before anything on disk changes.
-    pub fn fs_write(
-        &mut self,
+    pub(crate) fn fs_write(
+        &self,
+        broker: &mut Broker,
         raw_path: &[u8],
         data: &[u8],
         append: bool,
     ) -> Result<u64, HostError> {
-        let prepared = self.prepare(raw_path, true);
-        let meta = self.metadata_of(&prepared);
-        let create_event = match meta {
-            None => Some(self.fs_check(FsAccess::Create, &prepared, 0)?.event),
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, true);
+        let meta = self.metadata_of(&policy, &prepared);
+        let create = match meta {
+            None => Some(broker.check_fs(&prepared.query(FsAccess::Create, 0))?),
             Some(_) => None,
         };
-        let event = self
-            .fs_check(FsAccess::Write, &prepared, data.len() as u64)?
-            .event;
+        let permit = broker.check_fs(&prepared.query(FsAccess::Write, data.len() as u64))?;
         if meta.as_ref().is_some_and(|m| !m.is_file()) {
-            return self.finish(event, Err(HostError::WrongKind));
+            return broker.finish(permit, Err(HostError::WrongKind));
         }
         let result = (|| {
-            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
+            let (dir, rel) = self
+                .locate(&permit, &policy, &prepared)
+                .ok_or(HostError::NotFound)?;
             let mut options = OpenOptions::new();
             options.write(true).create(true);
             if append {
@@ -343,38 +391,55 @@ impl Broker {
             Ok(data.len() as u64)
         })();
         if let Ok(n) = result {
-            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+            let usage = broker.usage_mut();
+            usage.fs_write_bytes = usage.fs_write_bytes.saturating_add(n);
         }
-        if let Some(create_event) = create_event {
-            let _ = self.finish(create_event, result.clone().map(|_| 0));
+        if let Some(create) = create {
+            let _ = broker.finish(create, result.clone().map(|_| 0));
         }
-        self.finish(event, result)
+        broker.finish(permit, result)
     }
 
-    pub fn fs_stat(&mut self, raw_path: &[u8]) -> Result<FileStat, HostError> {
-        let prepared = self.prepare(raw_path, true);
-        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
-        match self.metadata_of(&prepared) {
+    /// Size and kind of a file or directory.
+    pub(crate) fn fs_stat(
+        &self,
+        broker: &mut Broker,
+        raw_path: &[u8],
+    ) -> Result<FileStat, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, true);
+        let permit = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
+        let meta = self
+            .locate(&permit, &policy, &prepared)
+            .and_then(|(dir, rel)| dir.metadata(rel).ok());
+        match meta {
             Some(m) => {
-                self.log.set_outcome(event, Outcome::Done { bytes: 0 });
+                broker.set_outcome(&permit, Outcome::Done { bytes: 0 });
                 Ok(FileStat {
                     size: m.len(),
                     is_dir: m.is_dir(),
                 })
             }
             None => {
-                self.log.set_outcome(event, Outcome::NotFound);
+                broker.set_outcome(&permit, Outcome::NotFound);
                 Err(HostError::NotFound)
             }
         }
     }
 
     /// Lists a directory: entry names, sorted, one per line.
-    pub fn fs_list(&mut self, raw_path: &[u8]) -> Result<Vec<u8>, HostError> {
-        let prepared = self.prepare(raw_path, true);
-        let event = self.fs_check(FsAccess::List, &prepared, 0)?.event;
+    pub(crate) fn fs_list(
+        &self,
+        broker: &mut Broker,
+        raw_path: &[u8],
+    ) -> Result<Vec<u8>, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, true);
+        let permit = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let result = (|| {
-            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
+            let (dir, rel) = self
+                .locate(&permit, &policy, &prepared)
+                .ok_or(HostError::NotFound)?;
             let entries = open_dir_nofollow(dir, &rel)
                 .and_then(|d| d.entries())
                 .map_err(io_error)?;
@@ -391,23 +456,26 @@ impl Broker {
             Ok(out)
         })();
         match &result {
-            Ok(out) => self.log.set_outcome(
-                event,
+            Ok(out) => broker.set_outcome(
+                &permit,
                 Outcome::Done {
                     bytes: out.len() as u64,
                 },
             ),
-            Err(e) => self.log.set_outcome(event, failure_outcome(e)),
+            Err(e) => broker.set_outcome(&permit, failure_outcome(e)),
         }
         result
     }
 
     /// Deletes a file (a symlink itself, never its target).
-    pub fn fs_delete(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
-        let prepared = self.prepare(raw_path, false);
-        let event = self.fs_check(FsAccess::Delete, &prepared, 0)?.event;
+    pub(crate) fn fs_delete(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, false);
+        let permit = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
         let result = (|| {
-            let (dir, rel) = self.locate(&prepared).ok_or(HostError::NotFound)?;
+            let (dir, rel) = self
+                .locate(&permit, &policy, &prepared)
+                .ok_or(HostError::NotFound)?;
             match dir.symlink_metadata(&rel) {
                 Err(_) => Err(HostError::NotFound),
                 Ok(m) if m.is_dir() => Err(HostError::WrongKind),
@@ -418,33 +486,21 @@ impl Broker {
                 }
             }
         })();
-        self.finish(event, result).map(|_| ())
+        broker.finish(permit, result).map(|_| ())
     }
+}
 
-    /// Records the outcome of an allowed operation.
-    pub(crate) fn finish(
-        &mut self,
-        event: Option<usize>,
-        result: Result<u64, HostError>,
-    ) -> Result<u64, HostError> {
-        match &result {
-            Ok(n) => self.log.set_outcome(event, Outcome::Done { bytes: *n }),
-            Err(e) => self.log.set_outcome(event, failure_outcome(e)),
-        }
-        result
-    }
-
-    /// The host path a guest path maps to, for event context.
-    pub fn host_path_of(&self, guest: &str) -> Option<PathBuf> {
-        let (_, mount) = self.policy.mount_for(guest)?;
-        let rel = guest[mount.guest.len()..].trim_start_matches('/');
-        let base = self.policy.mount_host_path(mount);
-        Some(if rel.is_empty() {
-            base
-        } else {
-            base.join(Path::new(rel))
-        })
-    }
+/// The mount a prepared path falls in and the path relative to the mount's root.
+fn mount_relative(policy: &Policy, prepared: &Prepared) -> Option<(usize, PathBuf)> {
+    let guest = prepared.effective()?;
+    let (index, mount) = policy.mount_for(guest)?;
+    let rel = guest[mount.guest.len()..].trim_start_matches('/');
+    let rel = if rel.is_empty() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(rel)
+    };
+    Some((index, rel))
 }
 
 pub(crate) fn io_error(e: std::io::Error) -> HostError {
@@ -455,18 +511,6 @@ pub(crate) fn io_error(e: std::io::Error) -> HostError {
         std::io::ErrorKind::AlreadyExists => HostError::Exists,
         std::io::ErrorKind::DirectoryNotEmpty => HostError::NotEmpty,
         _ => HostError::Io,
-    }
-}
-
-pub(crate) fn failure_outcome(e: &HostError) -> Outcome {
-    match e {
-        HostError::NotFound => Outcome::NotFound,
-        HostError::WrongKind | HostError::NotDir => Outcome::Failed {
-            error: "wrong kind of file".into(),
-        },
-        other => Outcome::Failed {
-            error: format!("{other:?}").to_lowercase(),
-        },
     }
 }
 

@@ -8,11 +8,17 @@ use wasmtime::ResourceLimiter;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{resource} grow to {asked} refused: the policy allows {limit}")]
 pub struct LimitHit {
+    /// What tried to grow: `memory` or `table`.
     pub resource: &'static str,
+    /// The total the grow asked for across the run: bytes for memory, elements for tables.
     pub asked: u64,
+    /// The ceiling, in the same unit as `asked`.
     pub limit: u64,
 }
 
+/// One run's `ResourceLimiter`: keeps running totals of linear memory (bytes) and table
+/// elements across all of the instance's memories and tables, so several small memories
+/// cannot add up past the ceiling, and records the peak memory for the report.
 #[derive(Debug)]
 pub struct RunLimiter {
     memory_limit: u64,
@@ -26,6 +32,8 @@ pub struct RunLimiter {
 }
 
 impl RunLimiter {
+    /// A limiter allowing `memory_limit` bytes of linear memory and `table_elements_limit`
+    /// table elements in total, with nothing grown yet.
     pub fn new(memory_limit: u64, table_elements_limit: u64) -> RunLimiter {
         RunLimiter {
             memory_limit,

@@ -5,12 +5,14 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
 
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
-use sandbox_policy::{normalize_guest_path, FsAccess, FsQuery, MAX_GUEST_PATH_BYTES};
+use sandbox_policy::{normalize_guest_path, FsAccess, FsQuery, Policy, MAX_GUEST_PATH_BYTES};
 
-use crate::broker::{Broker, HostError};
-use crate::fs::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Prepared};
+use super::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Mounts, Prepared};
+use crate::broker::{Broker, HostError, Permit};
 
 /// The path a handle was opened by, as decided: what the guest asked and what it resolved to.
 #[derive(Debug, Clone)]
@@ -136,62 +138,69 @@ pub(crate) struct DirEntry {
     pub ino: u64,
 }
 
-impl Broker {
+impl Mounts {
     /// The root of mount `index`, handed to the guest as a preopened directory. Handing it out
     /// grants nothing: every operation beneath it is decided on its own.
-    pub(crate) fn preopen(&self, index: usize) -> GuestDir {
+    pub(crate) fn preopen(&self, policy: &Policy, index: usize) -> GuestDir {
         GuestDir {
             dir: DirHandle::Mount(index),
-            guest: self.policy.filesystem.mounts[index].guest.clone(),
+            guest: policy.filesystem.mounts[index].guest.clone(),
         }
     }
 
-    fn dir_of<'a>(&'a self, dir: &'a GuestDir) -> &'a Dir {
+    /// The host directory of a guest directory handle, for what `permit` allows.
+    fn dir_of<'a>(&'a self, permit: &Permit, dir: &'a GuestDir) -> &'a Dir {
         match &dir.dir {
-            DirHandle::Mount(index) => &self.mounts.dirs[*index],
+            DirHandle::Mount(index) => self.root(permit, *index),
             DirHandle::Opened(handle) => handle,
         }
     }
 
-    fn lstat_of(&self, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
-        let (dir, rel) = self.locate(prepared)?;
-        dir.symlink_metadata(rel).ok()
+    fn lstat_of(&self, policy: &Policy, prepared: &Prepared) -> Option<cap_std::fs::Metadata> {
+        let (dir, rel) = self.locate_lookup(policy, prepared)?;
+        dir.symlink_metadata(&rel)
     }
 
     /// Opens a file or directory. Each access the open implies is decided first: `create`
     /// for a new file, `read` and `write` as asked, and truncation counts as a write.
-    pub(crate) fn open(&mut self, raw_path: &[u8], spec: OpenSpec) -> Result<Opened, HostError> {
-        let prepared = self.prepare(raw_path, spec.follow);
-        let meta = self.lstat_of(&prepared);
+    pub(crate) fn open(
+        &self,
+        broker: &mut Broker,
+        raw_path: &[u8],
+        spec: OpenSpec,
+    ) -> Result<Opened, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, spec.follow);
+        let meta = self.lstat_of(&policy, &prepared);
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
         if spec.directory || (is_dir && !spec.write && !spec.truncate && !spec.create) {
-            let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
+            let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
             let result = match &meta {
                 None => Err(HostError::NotFound),
                 Some(m) if !m.is_dir() => Err(HostError::WrongKind),
-                Some(_) => self.open_dir_at(&prepared),
+                Some(_) => self.open_dir_at(&event, &policy, &prepared),
             };
             return match result {
                 Ok(dir) => {
-                    let _ = self.finish(event, Ok(0));
+                    let _ = broker.finish(event, Ok(0));
                     Ok(Opened::Dir(dir))
                 }
-                Err(e) => Err(self.finish(event, Err(e)).unwrap_err()),
+                Err(e) => Err(broker.finish(event, Err(e)).unwrap_err()),
             };
         }
 
         let mut events = Vec::with_capacity(3);
         if meta.is_none() && spec.create {
-            events.push(self.fs_check(FsAccess::Create, &prepared, 0)?.event);
+            events.push(broker.check_fs(&prepared.query(FsAccess::Create, 0))?);
         }
         if spec.read {
-            events.push(self.fs_check(FsAccess::Read, &prepared, 0)?.event);
+            events.push(broker.check_fs(&prepared.query(FsAccess::Read, 0))?);
         }
         if spec.write || spec.truncate {
-            events.push(self.fs_check(FsAccess::Write, &prepared, 0)?.event);
+            events.push(broker.check_fs(&prepared.query(FsAccess::Write, 0))?);
         }
         if events.is_empty() {
-            events.push(self.fs_check(FsAccess::Stat, &prepared, 0)?.event);
+            events.push(broker.check_fs(&prepared.query(FsAccess::Stat, 0))?);
         }
         let result = match &meta {
             Some(_) if spec.create && spec.exclusive => Err(HostError::Exists),
@@ -199,16 +208,23 @@ impl Broker {
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
             // FIFOs, devices and symlinks (when not following) are never opened.
             Some(m) if !m.is_file() => Err(HostError::WrongKind),
-            _ => self.open_file_at(&prepared, spec),
+            _ => self.open_file_at(&events[0], &policy, &prepared, spec),
         };
         for event in events {
-            let _ = self.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
+            let _ = broker.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
         }
         result.map(Opened::File)
     }
 
-    fn open_dir_at(&self, prepared: &Prepared) -> Result<GuestDir, HostError> {
-        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+    fn open_dir_at(
+        &self,
+        permit: &Permit,
+        policy: &Policy,
+        prepared: &Prepared,
+    ) -> Result<GuestDir, HostError> {
+        let (root, rel) = self
+            .locate(permit, policy, prepared)
+            .ok_or(HostError::NotFound)?;
         let dir = open_dir_nofollow(root, &rel).map_err(io_error)?;
         let guest = prepared.effective().unwrap_or("/").to_owned();
         Ok(GuestDir {
@@ -217,8 +233,16 @@ impl Broker {
         })
     }
 
-    fn open_file_at(&self, prepared: &Prepared, spec: OpenSpec) -> Result<GuestFile, HostError> {
-        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+    fn open_file_at(
+        &self,
+        permit: &Permit,
+        policy: &Policy,
+        prepared: &Prepared,
+        spec: OpenSpec,
+    ) -> Result<GuestFile, HostError> {
+        let (root, rel) = self
+            .locate(permit, policy, prepared)
+            .ok_or(HostError::NotFound)?;
         let writes = spec.write || spec.truncate || spec.append;
         if spec.create && !writes {
             // Like std, cap-std refuses `create` without `write` (C's `O_CREAT|O_RDONLY`):
@@ -258,7 +282,8 @@ impl Broker {
     /// Reads from an open file, at `offset` or at its position. Decided on the bytes the
     /// read would return, so a read that would cross the quota is refused whole.
     pub(crate) fn file_read(
-        &mut self,
+        &self,
+        broker: &mut Broker,
         file: &mut GuestFile,
         offset: Option<u64>,
         buf: &mut [u8],
@@ -269,9 +294,7 @@ impl Broker {
             None => file.file.stream_position().map_err(io_error)?,
         };
         let available = size.saturating_sub(position).min(buf.len() as u64);
-        let event = self
-            .check_fs(&file.path.query(FsAccess::Read, available))?
-            .event;
+        let event = broker.check_fs(&file.path.query(FsAccess::Read, available))?;
         let buf = &mut buf[..available as usize];
         let mut filled = 0;
         let result = loop {
@@ -290,16 +313,18 @@ impl Broker {
             }
         };
         if let Ok(n) = result {
-            self.usage.fs_read_bytes = self.usage.fs_read_bytes.saturating_add(n);
+            let usage = broker.usage_mut();
+            usage.fs_read_bytes = usage.fs_read_bytes.saturating_add(n);
         }
-        self.finish(event, result)
+        broker.finish(event, result)
     }
 
     /// Writes to an open file, at `offset` or at its position (the end, in append mode). A
     /// write that starts past the end also grows the file by the hole before it, and is
     /// charged for it, as `file_set_size` charges growth: the quota bounds how far files grow.
     pub(crate) fn file_write(
-        &mut self,
+        &self,
+        broker: &mut Broker,
         file: &mut GuestFile,
         offset: Option<u64>,
         data: &[u8],
@@ -311,9 +336,7 @@ impl Broker {
             None => file.file.stream_position().map_err(io_error)?,
         };
         let charged = start.saturating_sub(size).saturating_add(data.len() as u64);
-        let event = self
-            .check_fs(&file.path.query(FsAccess::Write, charged))?
-            .event;
+        let event = broker.check_fs(&file.path.query(FsAccess::Write, charged))?;
         let result = match offset {
             Some(at) => file.file.write_all_at(data, at),
             None => file.file.write_all(data),
@@ -321,42 +344,39 @@ impl Broker {
         .map(|()| charged)
         .map_err(io_error);
         if let Ok(n) = result {
-            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+            let usage = broker.usage_mut();
+            usage.fs_write_bytes = usage.fs_write_bytes.saturating_add(n);
         }
         // The guest is told the bytes of its data, whatever the hole cost.
-        self.finish(event, result).map(|_| data.len() as u64)
+        broker.finish(event, result).map(|_| data.len() as u64)
     }
 
     /// Sets an open file's size. Growth counts as bytes written; shrinking is a write of none.
     pub(crate) fn file_set_size(
-        &mut self,
+        &self,
+        broker: &mut Broker,
         file: &mut GuestFile,
         size: u64,
     ) -> Result<(), HostError> {
         let current = file.file.metadata().map_err(io_error)?.len();
         let growth = size.saturating_sub(current);
-        let event = self
-            .check_fs(&file.path.query(FsAccess::Write, growth))?
-            .event;
+        let event = broker.check_fs(&file.path.query(FsAccess::Write, growth))?;
         let result = file.file.set_len(size).map(|()| growth).map_err(io_error);
         if let Ok(n) = result {
-            self.usage.fs_write_bytes = self.usage.fs_write_bytes.saturating_add(n);
+            let usage = broker.usage_mut();
+            usage.fs_write_bytes = usage.fs_write_bytes.saturating_add(n);
         }
-        self.finish(event, result).map(|_| ())
+        broker.finish(event, result).map(|_| ())
     }
 
-    pub(crate) fn file_seek(
-        &mut self,
-        file: &mut GuestFile,
-        to: SeekFrom,
-    ) -> Result<u64, HostError> {
+    pub(crate) fn file_seek(&self, file: &mut GuestFile, to: SeekFrom) -> Result<u64, HostError> {
         file.file.seek(to).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidInput => HostError::Invalid,
             _ => io_error(e),
         })
     }
 
-    pub(crate) fn file_sync(&mut self, file: &GuestFile) -> Result<(), HostError> {
+    pub(crate) fn file_sync(&self, file: &GuestFile) -> Result<(), HostError> {
         file.file.sync_all().map_err(io_error)
     }
 
@@ -366,18 +386,26 @@ impl Broker {
         Ok(Stat::of(&cap_std::fs::Metadata::from_just_metadata(meta)))
     }
 
+    /// Metadata of an open directory: the open was decided, so this is not decided again.
     pub(crate) fn dir_stat(&self, dir: &GuestDir) -> Result<Stat, HostError> {
-        Ok(Stat::of(
-            &self.dir_of(dir).dir_metadata().map_err(io_error)?,
-        ))
+        let meta = match &dir.dir {
+            DirHandle::Mount(index) => self.lookup(*index).metadata(Path::new(".")),
+            DirHandle::Opened(handle) => handle.dir_metadata().ok(),
+        };
+        Ok(Stat::of(&meta.ok_or(HostError::Io)?))
     }
 
     /// Lists an open directory, sorted by name, `.` and `..` first; decided as `list`.
-    pub(crate) fn dir_list(&mut self, dir: &GuestDir) -> Result<Vec<DirEntry>, HostError> {
-        let prepared = self.prepare(dir.guest.as_bytes(), true);
-        let event = self.fs_check(FsAccess::List, &prepared, 0)?.event;
+    pub(crate) fn dir_list(
+        &self,
+        broker: &mut Broker,
+        dir: &GuestDir,
+    ) -> Result<Vec<DirEntry>, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, dir.guest.as_bytes(), true);
+        let event = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let result = (|| {
-            let handle = self.dir_of(dir);
+            let handle = self.dir_of(&event, dir);
             let this = handle.dir_metadata().map_err(io_error)?;
             let mut entries: Vec<DirEntry> = handle
                 .entries()
@@ -413,44 +441,66 @@ impl Broker {
             .as_ref()
             .map(|e| e.len() as u64)
             .map_err(Clone::clone);
-        let _ = self.finish(event, bytes);
+        let _ = broker.finish(event, bytes);
         result
     }
 
     /// Metadata of a path, decided as `stat`.
-    pub(crate) fn path_stat(&mut self, raw_path: &[u8], follow: bool) -> Result<Stat, HostError> {
-        let prepared = self.prepare(raw_path, follow);
-        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
-        let result = self.lstat_of(&prepared).ok_or(HostError::NotFound);
-        let _ = self.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
+    pub(crate) fn path_stat(
+        &self,
+        broker: &mut Broker,
+        raw_path: &[u8],
+        follow: bool,
+    ) -> Result<Stat, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, follow);
+        let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
+        let result = self.lstat_of(&policy, &prepared).ok_or(HostError::NotFound);
+        let _ = broker.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
         result.map(|m| Stat::of(&m))
     }
 
     /// Creates a directory, decided as `create`.
-    pub(crate) fn make_dir(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
-        let prepared = self.prepare(raw_path, false);
-        let event = self.fs_check(FsAccess::Create, &prepared, 0)?.event;
-        let result = self.in_parent(&prepared, |parent, name| parent.create_dir(name));
-        self.finish(event, result).map(|_| ())
+    pub(crate) fn make_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, false);
+        let event = broker.check_fs(&prepared.query(FsAccess::Create, 0))?;
+        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
+            parent.create_dir(name)
+        });
+        broker.finish(event, result).map(|_| ())
     }
 
     /// Removes an empty directory, decided as `delete`.
-    pub(crate) fn remove_dir(&mut self, raw_path: &[u8]) -> Result<(), HostError> {
-        let prepared = self.prepare(raw_path, false);
-        let event = self.fs_check(FsAccess::Delete, &prepared, 0)?.event;
-        let result = self.in_parent(&prepared, |parent, name| parent.remove_dir(name));
-        self.finish(event, result).map(|_| ())
+    pub(crate) fn remove_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, false);
+        let event = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
+        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
+            parent.remove_dir(name)
+        });
+        broker.finish(event, result).map(|_| ())
     }
 
     /// Renames a file or directory; decided as `rename` on both the old and the new path.
-    pub(crate) fn rename(&mut self, raw_from: &[u8], raw_to: &[u8]) -> Result<(), HostError> {
-        let from = self.prepare(raw_from, false);
-        let to = self.prepare(raw_to, false);
-        let from_event = self.fs_check(FsAccess::Rename, &from, 0)?.event;
-        let to_event = self.fs_check(FsAccess::Rename, &to, 0)?.event;
+    pub(crate) fn rename(
+        &self,
+        broker: &mut Broker,
+        raw_from: &[u8],
+        raw_to: &[u8],
+    ) -> Result<(), HostError> {
+        let policy = Arc::clone(broker.policy());
+        let from = self.prepare(&policy, raw_from, false);
+        let to = self.prepare(&policy, raw_to, false);
+        let from_event = broker.check_fs(&from.query(FsAccess::Rename, 0))?;
+        let to_event = broker.check_fs(&to.query(FsAccess::Rename, 0))?;
         let result = (|| {
-            let (from_root, from_rel) = self.locate(&from).ok_or(HostError::NotFound)?;
-            let (to_root, to_rel) = self.locate(&to).ok_or(HostError::NotFound)?;
+            let (from_root, from_rel) = self
+                .locate(&from_event, &policy, &from)
+                .ok_or(HostError::NotFound)?;
+            let (to_root, to_rel) = self
+                .locate(&to_event, &policy, &to)
+                .ok_or(HostError::NotFound)?;
             let (from_dir, from_name) = walk_nofollow(from_root, &from_rel).map_err(io_error)?;
             let (to_dir, to_name) = walk_nofollow(to_root, &to_rel).map_err(io_error)?;
             let (Some(from_name), Some(to_name)) = (from_name, to_name) else {
@@ -462,26 +512,34 @@ impl Broker {
                 .map(|()| 0)
                 .map_err(io_error)
         })();
-        let _ = self.finish(from_event, result.clone());
-        self.finish(to_event, result).map(|_| ())
+        let _ = broker.finish(from_event, result.clone());
+        broker.finish(to_event, result).map(|_| ())
     }
 
     /// Creates a symlink, decided as `symlink` on the link's path. Only a relative target
     /// that stays inside the link's own mount is made: a host process following the link later
     /// would read an absolute or escaping target as a host path.
-    pub(crate) fn make_symlink(&mut self, target: &[u8], raw_link: &[u8]) -> Result<(), HostError> {
-        let prepared = self.prepare(raw_link, false);
-        let event = self.fs_check(FsAccess::Symlink, &prepared, 0)?.event;
+    pub(crate) fn make_symlink(
+        &self,
+        broker: &mut Broker,
+        target: &[u8],
+        raw_link: &[u8],
+    ) -> Result<(), HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_link, false);
+        let event = broker.check_fs(&prepared.query(FsAccess::Symlink, 0))?;
         let result = match std::str::from_utf8(target) {
-            Ok(t) if self.target_stays_in_mount(&prepared, t) => {
-                self.in_parent(&prepared, |parent, name| parent.symlink(t, name))
+            Ok(t) if self.target_stays_in_mount(&policy, &prepared, t) => {
+                self.in_parent(&event, &policy, &prepared, |parent, name| {
+                    parent.symlink(t, name)
+                })
             }
             _ => Err(HostError::Invalid),
         };
-        self.finish(event, result).map(|_| ())
+        broker.finish(event, result).map(|_| ())
     }
 
-    fn target_stays_in_mount(&self, link: &Prepared<'_>, target: &str) -> bool {
+    fn target_stays_in_mount(&self, policy: &Policy, link: &Prepared<'_>, target: &str) -> bool {
         if target.is_empty()
             || target.starts_with('/')
             || target.contains('\0')
@@ -496,23 +554,29 @@ impl Broker {
         let Ok(points_to) = normalize_guest_path(format!("{parent}/{target}").as_bytes()) else {
             return false;
         };
-        let mount_of = |path: &str| self.policy.mount_for(path).map(|(i, _)| i);
+        let mount_of = |path: &str| policy.mount_for(path).map(|(i, _)| i);
         mount_of(link_path).is_some() && mount_of(link_path) == mount_of(&points_to)
     }
 
     /// The contents of a symlink, decided as `stat`.
-    pub(crate) fn read_symlink(&mut self, raw_path: &[u8]) -> Result<Vec<u8>, HostError> {
-        let prepared = self.prepare(raw_path, false);
-        let event = self.fs_check(FsAccess::Stat, &prepared, 0)?.event;
+    pub(crate) fn read_symlink(
+        &self,
+        broker: &mut Broker,
+        raw_path: &[u8],
+    ) -> Result<Vec<u8>, HostError> {
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(&policy, raw_path, false);
+        let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         let mut contents = Vec::new();
-        let result = self.in_parent(&prepared, |parent, name| {
+        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
             contents = parent
                 .read_link_contents(name)?
                 .into_os_string()
                 .into_encoded_bytes();
             Ok(())
         });
-        self.finish(event, result.map(|_| contents.len() as u64))
+        broker
+            .finish(event, result.map(|_| contents.len() as u64))
             .map(|_| contents)
     }
 
@@ -520,10 +584,14 @@ impl Broker {
     /// following symlinks.
     fn in_parent(
         &self,
+        permit: &Permit,
+        policy: &Policy,
         prepared: &Prepared,
         op: impl FnOnce(&Dir, &std::ffi::OsStr) -> std::io::Result<()>,
     ) -> Result<u64, HostError> {
-        let (root, rel) = self.locate(prepared).ok_or(HostError::NotFound)?;
+        let (root, rel) = self
+            .locate(permit, policy, prepared)
+            .ok_or(HostError::NotFound)?;
         let (parent, name) = walk_nofollow(root, &rel).map_err(io_error)?;
         // The mount root itself has no parent inside the mount.
         let name = name.ok_or(HostError::Invalid)?;
