@@ -41,23 +41,6 @@ pub const ERR_TIMED_OUT: i32 = -11;
 /// `fs_write` flag: append instead of replacing the file.
 pub const WRITE_APPEND: i32 = 1;
 
-/// Every import the module provides, for the unknown-import check.
-pub const FUNCTIONS: &[&str] = &[
-    "input_len",
-    "input_read",
-    "output_write",
-    "log",
-    "fs_read",
-    "fs_write",
-    "fs_stat",
-    "fs_list",
-    "fs_delete",
-    "net_connect",
-    "net_send",
-    "net_recv",
-    "net_close",
-];
-
 /// The ABI's error code for a failed host operation.
 pub(crate) fn error_code(error: &HostError) -> i32 {
     match error {
@@ -70,7 +53,20 @@ pub(crate) fn error_code(error: &HostError) -> i32 {
             ReasonCode::FsPathInvalid => ERR_INVALID,
             ReasonCode::FsReadOnlyMount => ERR_READ_ONLY,
             ReasonCode::HandleInvalid => ERR_BAD_HANDLE,
-            _ => ERR_DENIED,
+            // The native ABI opens no files and reports bad pointers itself (`ERR_FAULT`).
+            ReasonCode::FsOpenFilesExceeded
+            | ReasonCode::BadGuestPointer
+            | ReasonCode::FsPathNotAllowed
+            | ReasonCode::FsPathOutsideMounts
+            | ReasonCode::NetHostNotAllowed
+            | ReasonCode::NetPortNotAllowed
+            | ReasonCode::NetAddressBlocked
+            // Not denials of a request, but listed so a new code must be placed here.
+            | ReasonCode::Allowed
+            | ReasonCode::FuelExhausted
+            | ReasonCode::Timeout
+            | ReasonCode::MemoryLimit
+            | ReasonCode::Trapped => ERR_DENIED,
         },
         HostError::NotFound => ERR_NOT_FOUND,
         HostError::WrongKind | HostError::NotDir => ERR_WRONG_KIND,
@@ -151,297 +147,301 @@ fn finish(result: Result<i32, HostError>) -> wasmtime::Result<i32> {
     }
 }
 
-/// Defines every `sandbox` function on the linker.
-pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "input_len", |caller: Ctx<'_>| -> i32 {
-        i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX)
-    })?;
+/// Declares the module's functions once: each row names the import and its handler, whose
+/// Rust signature is the import's Wasm type. The table makes [`FUNCTIONS`] (the unknown-import
+/// check and the docs test read it) and [`add_to_linker`], so neither can forget a function.
+macro_rules! sandbox_functions {
+    ($($name:ident,)*) => {
+        /// Every import the module provides, in the order `docs/host-abi.md` lists them.
+        pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)*];
 
-    linker.func_wrap(
-        MODULE,
-        "input_read",
-        |mut caller: Ctx<'_>, buf: i32, len: i32, offset: i32| -> wasmtime::Result<i32> {
-            let (mem, range) = match guest_buffer(&mut caller, "input_read", buf, len) {
-                Ok(found) => found,
-                Err(code) => return Ok(code),
-            };
-            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
-            let offset = offset as u32 as usize;
-            let available = caller
-                .data()
-                .input
-                .len()
-                .saturating_sub(offset)
-                .min(range.len());
-            charge(&mut caller, available as u64)?;
-            if available == 0 {
-                // Also covers an offset past the end, which must not reach the slice below.
-                return Ok(0);
-            }
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            data[range.start..range.start + available]
-                .copy_from_slice(&state.input[offset..offset + available]);
-            Ok(available as i32)
-        },
-    )?;
+        /// Defines every `sandbox` function on the linker.
+        pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+            $(linker.func_wrap(MODULE, stringify!($name), $name)?;)*
+            Ok(())
+        }
+    };
+}
 
-    for (name, is_stderr) in [("output_write", false), ("log", true)] {
-        linker.func_wrap(
-            MODULE,
-            name,
-            move |mut caller: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-                let (mem, range) = match guest_buffer(&mut caller, name, ptr, len) {
-                    Ok(found) => found,
-                    Err(code) => return Ok(code),
-                };
-                // Keeps the returned count a positive i32.
-                if range.len() > MAX_IO_BYTES as usize {
-                    return Ok(ERR_INVALID);
-                }
-                charge(&mut caller, range.len() as u64)?;
-                let (data, state) = mem.data_and_store_mut(&mut caller);
-                let sink = if is_stderr {
-                    &mut state.stderr
-                } else {
-                    &mut state.stdout
-                };
-                sink.write(&data[range.clone()]);
-                if is_stderr {
-                    sink.write(b"\n");
-                }
-                Ok(range.len() as i32)
-            },
-        )?;
+sandbox_functions! {
+    input_len,
+    input_read,
+    output_write,
+    log,
+    fs_read,
+    fs_write,
+    fs_stat,
+    fs_list,
+    fs_delete,
+    net_connect,
+    net_send,
+    net_recv,
+    net_close,
+}
+
+/// `output_write` and `log`: guest bytes to the captured stdout or stderr.
+fn write_stdio(
+    mut caller: Ctx<'_>,
+    name: &'static str,
+    ptr: i32,
+    len: i32,
+    is_stderr: bool,
+) -> wasmtime::Result<i32> {
+    let (mem, range) = match guest_buffer(&mut caller, name, ptr, len) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    // Keeps the returned count a positive i32.
+    if range.len() > MAX_IO_BYTES as usize {
+        return Ok(ERR_INVALID);
     }
+    charge(&mut caller, range.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let sink = if is_stderr {
+        &mut state.stderr
+    } else {
+        &mut state.stdout
+    };
+    sink.write(&data[range.clone()]);
+    if is_stderr {
+        sink.write(b"\n");
+    }
+    Ok(range.len() as i32)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "fs_read",
-        |mut caller: Ctx<'_>,
-         path_ptr: i32,
-         path_len: i32,
-         offset: i64,
-         buf: i32,
-         buf_len: i32|
-         -> wasmtime::Result<i32> {
-            let (mem, path) = match path_range(&mut caller, "fs_read", path_ptr, path_len) {
-                Ok(p) => p,
-                Err(code) => return Ok(code),
-            };
-            let range = match guest_buffer(&mut caller, "fs_read", buf, buf_len) {
-                Ok((_, range)) => range,
-                Err(code) => return Ok(code),
-            };
-            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
-            if offset < 0 {
-                return Ok(ERR_INVALID);
-            }
-            charge(&mut caller, path.len() as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let (path, buf) = path_and_buffer(data, path, range);
-            let result = state
-                .fs
-                .fs_read(&mut state.broker, &path, offset as u64, buf);
-            if let Ok(n) = result {
-                charge(&mut caller, n)?;
-            }
-            finish(result.map(|n| n as i32))
-        },
-    )?;
+fn output_write(caller: Ctx<'_>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
+    write_stdio(caller, "output_write", ptr, len, false)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "fs_write",
-        |mut caller: Ctx<'_>,
-         path_ptr: i32,
-         path_len: i32,
-         data_ptr: i32,
-         data_len: i32,
-         flags: i32|
-         -> wasmtime::Result<i32> {
-            let (mem, path) = match path_range(&mut caller, "fs_write", path_ptr, path_len) {
-                Ok(p) => p,
-                Err(code) => return Ok(code),
-            };
-            let range = match guest_buffer(&mut caller, "fs_write", data_ptr, data_len) {
-                Ok((_, range)) => range,
-                Err(code) => return Ok(code),
-            };
-            if flags & !WRITE_APPEND != 0 || range.len() > MAX_IO_BYTES as usize {
-                return Ok(ERR_INVALID);
-            }
-            charge(&mut caller, (path.len() + range.len()) as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let append = flags & WRITE_APPEND != 0;
-            let result = state
-                .fs
-                .fs_write(&mut state.broker, &data[path], &data[range], append);
-            finish(result.map(|n| n as i32))
-        },
-    )?;
+fn log(caller: Ctx<'_>, ptr: i32, len: i32) -> wasmtime::Result<i32> {
+    write_stdio(caller, "log", ptr, len, true)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "fs_stat",
-        |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32| -> wasmtime::Result<i32> {
-            let (mem, path) = match path_range(&mut caller, "fs_stat", path_ptr, path_len) {
-                Ok(p) => p,
-                Err(code) => return Ok(code),
-            };
-            let range = match guest_buffer(&mut caller, "fs_stat", out, 12) {
-                Ok((_, range)) => range,
-                Err(code) => return Ok(code),
-            };
-            charge(&mut caller, path.len() as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state
-                .fs
-                .fs_stat(&mut state.broker, &data[path])
-                .map(|stat| {
-                    data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
-                    data[range.start + 8..range.end]
-                        .copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
-                    0
-                });
-            finish(result)
-        },
-    )?;
+fn input_len(caller: Ctx<'_>) -> i32 {
+    i32::try_from(caller.data().input.len()).unwrap_or(i32::MAX)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "fs_list",
-        |mut caller: Ctx<'_>,
-         path_ptr: i32,
-         path_len: i32,
-         buf: i32,
-         buf_len: i32|
-         -> wasmtime::Result<i32> {
-            let (mem, path) = match path_range(&mut caller, "fs_list", path_ptr, path_len) {
-                Ok(p) => p,
-                Err(code) => return Ok(code),
-            };
-            let range = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
-                Ok((_, range)) => range,
-                Err(code) => return Ok(code),
-            };
-            charge(&mut caller, path.len() as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state
-                .fs
-                .fs_list(&mut state.broker, &data[path])
-                .map(|listing| {
-                    let n = listing.len().min(range.len());
-                    data[range.start..range.start + n].copy_from_slice(&listing[..n]);
-                    // The full length, so a guest with a short buffer can retry with a larger one.
-                    i32::try_from(listing.len()).unwrap_or(i32::MAX)
-                });
-            if let Ok(n) = result {
-                charge(&mut caller, n as u64)?;
-            }
-            finish(result)
-        },
-    )?;
+fn input_read(mut caller: Ctx<'_>, buf: i32, len: i32, offset: i32) -> wasmtime::Result<i32> {
+    let (mem, range) = match guest_buffer(&mut caller, "input_read", buf, len) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
+    let offset = offset as u32 as usize;
+    let available = caller
+        .data()
+        .input
+        .len()
+        .saturating_sub(offset)
+        .min(range.len());
+    charge(&mut caller, available as u64)?;
+    if available == 0 {
+        // Also covers an offset past the end, which must not reach the slice below.
+        return Ok(0);
+    }
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    data[range.start..range.start + available]
+        .copy_from_slice(&state.input[offset..offset + available]);
+    Ok(available as i32)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "fs_delete",
-        |mut caller: Ctx<'_>, path_ptr: i32, path_len: i32| -> wasmtime::Result<i32> {
-            let (mem, path) = match path_range(&mut caller, "fs_delete", path_ptr, path_len) {
-                Ok(p) => p,
-                Err(code) => return Ok(code),
-            };
-            charge(&mut caller, path.len() as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state
-                .fs
-                .fs_delete(&mut state.broker, &data[path])
-                .map(|()| 0);
-            finish(result)
-        },
-    )?;
+fn fs_read(
+    mut caller: Ctx<'_>,
+    path_ptr: i32,
+    path_len: i32,
+    offset: i64,
+    buf: i32,
+    buf_len: i32,
+) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, "fs_read", path_ptr, path_len) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let range = match guest_buffer(&mut caller, "fs_read", buf, buf_len) {
+        Ok((_, range)) => range,
+        Err(code) => return Ok(code),
+    };
+    let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
+    if offset < 0 {
+        return Ok(ERR_INVALID);
+    }
+    charge(&mut caller, path.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let (path, buf) = path_and_buffer(data, path, range);
+    let result = state
+        .fs
+        .fs_read(&mut state.broker, &path, offset as u64, buf);
+    if let Ok(n) = result {
+        charge(&mut caller, n)?;
+    }
+    finish(result.map(|n| n as i32))
+}
 
-    linker.func_wrap(
-        MODULE,
-        "net_connect",
-        |mut caller: Ctx<'_>, host_ptr: i32, host_len: i32, port: i32| -> wasmtime::Result<i32> {
-            let (mem, range) = match guest_buffer(&mut caller, "net_connect", host_ptr, host_len) {
-                Ok(found) => found,
-                Err(code) => return Ok(code),
-            };
-            let Ok(port) = u16::try_from(port) else {
-                return Ok(ERR_INVALID);
-            };
-            if port == 0 {
-                return Ok(ERR_INVALID);
-            }
-            if range.len() > crate::cap::net::MAX_HOST_BYTES {
-                return Ok(ERR_INVALID);
-            }
-            let host = mem.data(&caller)[range].to_vec();
-            charge(&mut caller, host.len() as u64)?;
-            let state = caller.data_mut();
-            let result = state.net.net_connect(&mut state.broker, &host, port);
-            finish(result)
-        },
-    )?;
+fn fs_write(
+    mut caller: Ctx<'_>,
+    path_ptr: i32,
+    path_len: i32,
+    data_ptr: i32,
+    data_len: i32,
+    flags: i32,
+) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, "fs_write", path_ptr, path_len) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let range = match guest_buffer(&mut caller, "fs_write", data_ptr, data_len) {
+        Ok((_, range)) => range,
+        Err(code) => return Ok(code),
+    };
+    if flags & !WRITE_APPEND != 0 || range.len() > MAX_IO_BYTES as usize {
+        return Ok(ERR_INVALID);
+    }
+    charge(&mut caller, (path.len() + range.len()) as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let append = flags & WRITE_APPEND != 0;
+    let result = state
+        .fs
+        .fs_write(&mut state.broker, &data[path], &data[range], append);
+    finish(result.map(|n| n as i32))
+}
 
-    linker.func_wrap(
-        MODULE,
-        "net_send",
-        |mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let (mem, range) = match guest_buffer(&mut caller, "net_send", ptr, len) {
-                Ok(found) => found,
-                Err(code) => return Ok(code),
-            };
-            if range.len() > MAX_IO_BYTES as usize {
-                return Ok(ERR_INVALID);
-            }
-            charge(&mut caller, range.len() as u64)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state.net.net_send(&mut state.broker, handle, &data[range]);
-            finish(result.map(|n| n as i32))
-        },
-    )?;
+fn fs_stat(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, "fs_stat", path_ptr, path_len) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let range = match guest_buffer(&mut caller, "fs_stat", out, 12) {
+        Ok((_, range)) => range,
+        Err(code) => return Ok(code),
+    };
+    charge(&mut caller, path.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let result = state
+        .fs
+        .fs_stat(&mut state.broker, &data[path])
+        .map(|stat| {
+            data[range.start..range.start + 8].copy_from_slice(&stat.size.to_le_bytes());
+            data[range.start + 8..range.end].copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
+            0
+        });
+    finish(result)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "net_recv",
-        |mut caller: Ctx<'_>,
-         handle: i32,
-         ptr: i32,
-         len: i32,
-         timeout_ms: i32|
-         -> wasmtime::Result<i32> {
-            let (mem, range) = match guest_buffer(&mut caller, "net_recv", ptr, len) {
-                Ok(found) => found,
-                Err(code) => return Ok(code),
-            };
-            let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
-            let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
-            charge(&mut caller, 0)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let result = state
-                .net
-                .net_recv(&mut state.broker, handle, &mut data[range], timeout);
-            if let Ok(n) = result {
-                charge(&mut caller, n)?;
-            }
-            finish(result.map(|n| n as i32))
-        },
-    )?;
+fn fs_list(
+    mut caller: Ctx<'_>,
+    path_ptr: i32,
+    path_len: i32,
+    buf: i32,
+    buf_len: i32,
+) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, "fs_list", path_ptr, path_len) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let range = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
+        Ok((_, range)) => range,
+        Err(code) => return Ok(code),
+    };
+    charge(&mut caller, path.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let result = state
+        .fs
+        .fs_list(&mut state.broker, &data[path])
+        .map(|listing| {
+            let n = listing.len().min(range.len());
+            data[range.start..range.start + n].copy_from_slice(&listing[..n]);
+            // The full length, so a guest with a short buffer can retry with a larger one.
+            i32::try_from(listing.len()).unwrap_or(i32::MAX)
+        });
+    if let Ok(n) = result {
+        charge(&mut caller, n as u64)?;
+    }
+    finish(result)
+}
 
-    linker.func_wrap(
-        MODULE,
-        "net_close",
-        |mut caller: Ctx<'_>, handle: i32| -> wasmtime::Result<i32> {
-            charge(&mut caller, 0)?;
-            let state = caller.data_mut();
-            let result = state.net.net_close(&mut state.broker, handle).map(|()| 0);
-            finish(result)
-        },
-    )?;
+fn fs_delete(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, "fs_delete", path_ptr, path_len) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    charge(&mut caller, path.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let result = state
+        .fs
+        .fs_delete(&mut state.broker, &data[path])
+        .map(|()| 0);
+    finish(result)
+}
 
-    Ok(())
+fn net_connect(
+    mut caller: Ctx<'_>,
+    host_ptr: i32,
+    host_len: i32,
+    port: i32,
+) -> wasmtime::Result<i32> {
+    let (mem, range) = match guest_buffer(&mut caller, "net_connect", host_ptr, host_len) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let Ok(port) = u16::try_from(port) else {
+        return Ok(ERR_INVALID);
+    };
+    if port == 0 {
+        return Ok(ERR_INVALID);
+    }
+    if range.len() > crate::cap::net::MAX_HOST_BYTES {
+        return Ok(ERR_INVALID);
+    }
+    let host = mem.data(&caller)[range].to_vec();
+    charge(&mut caller, host.len() as u64)?;
+    let state = caller.data_mut();
+    let result = state.net.net_connect(&mut state.broker, &host, port);
+    finish(result)
+}
+
+fn net_send(mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32) -> wasmtime::Result<i32> {
+    let (mem, range) = match guest_buffer(&mut caller, "net_send", ptr, len) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    if range.len() > MAX_IO_BYTES as usize {
+        return Ok(ERR_INVALID);
+    }
+    charge(&mut caller, range.len() as u64)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let result = state.net.net_send(&mut state.broker, handle, &data[range]);
+    finish(result.map(|n| n as i32))
+}
+
+fn net_recv(
+    mut caller: Ctx<'_>,
+    handle: i32,
+    ptr: i32,
+    len: i32,
+    timeout_ms: i32,
+) -> wasmtime::Result<i32> {
+    let (mem, range) = match guest_buffer(&mut caller, "net_recv", ptr, len) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let range = range.start..range.start + range.len().min(MAX_IO_BYTES as usize);
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+    charge(&mut caller, 0)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let result = state
+        .net
+        .net_recv(&mut state.broker, handle, &mut data[range], timeout);
+    if let Ok(n) = result {
+        charge(&mut caller, n)?;
+    }
+    finish(result.map(|n| n as i32))
+}
+
+fn net_close(mut caller: Ctx<'_>, handle: i32) -> wasmtime::Result<i32> {
+    charge(&mut caller, 0)?;
+    let state = caller.data_mut();
+    let result = state.net.net_close(&mut state.broker, handle).map(|()| 0);
+    finish(result)
 }
 
 #[cfg(test)]
