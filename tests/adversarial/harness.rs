@@ -453,6 +453,8 @@ pub enum Serve {
     Silent,
     /// Sends this many bytes, then holds the connection.
     Flood(usize),
+    /// Reads this many bytes, then closes with data unread, which resets the connection.
+    ResetAfter(usize),
 }
 
 /// A TCP server on an ephemeral 127.0.0.1 port that this test starts and stops; it counts
@@ -483,6 +485,14 @@ impl Server {
                     a.fetch_add(1, Ordering::SeqCst);
                     if let Serve::Flood(n) = serve {
                         let _ = stream.write_all(&vec![b'z'; n]);
+                    }
+                    if let Serve::ResetAfter(n) = serve {
+                        let mut part = vec![0u8; n];
+                        if stream.read_exact(&mut part).is_ok() {
+                            r.fetch_add(n as u64, Ordering::SeqCst);
+                        }
+                        // Dropped with unread data: the kernel answers with a reset.
+                        continue;
                     }
                     stream.set_nonblocking(true).unwrap();
                     clients.push(stream);

@@ -9,6 +9,7 @@
 
 mod budgets;
 mod harness;
+mod host_work;
 mod network;
 mod paths;
 mod quotas;

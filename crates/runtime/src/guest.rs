@@ -40,9 +40,28 @@ pub fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<us
 }
 
 /// Charges fuel for a host call that copies `bytes`; running out ends the run as
-/// `fuel_exhausted`, exactly as if Wasm code had used it.
+/// `fuel_exhausted`, exactly as if Wasm code had used it. Then opens the broker's meter with
+/// the fuel left, so the capability the call reaches charges its own work before doing it.
 pub(crate) fn charge(caller: &mut Ctx<'_>, bytes: u64) -> wasmtime::Result<()> {
-    burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)
+    settle(caller)?;
+    burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)?;
+    let left = caller.get_fuel()?;
+    caller.data_mut().broker.meter_open(left);
+    Ok(())
+}
+
+/// Burns the fuel the broker's meter recorded since it was opened, and closes it.
+pub(crate) fn settle(caller: &mut Ctx<'_>) -> wasmtime::Result<()> {
+    let spent = caller.data_mut().broker.meter_close();
+    if spent == 0 {
+        return Ok(());
+    }
+    burn_fuel(caller, spent)
+}
+
+/// The fuel for copying `bytes` between guest and host memory.
+pub(crate) fn copy_fuel(bytes: usize) -> u64 {
+    bytes as u64 / 8 * FUEL_PER_8_BYTES
 }
 
 /// Takes `cost` units of fuel, or ends the run as `fuel_exhausted` when less is left.

@@ -4,11 +4,11 @@
 //! policy says `on_deny: trap`.
 
 use sandbox_policy::{ReasonCode, MAX_GUEST_PATH_BYTES};
-use wasmtime::{Linker, Memory};
+use wasmtime::{Linker, Memory, Trap};
 
 use crate::broker::events::Outcome;
 use crate::broker::HostError;
-use crate::guest::{charge, guest_range, memory, path_and_buffer, Ctx, MAX_IO_BYTES};
+use crate::guest::{charge, guest_range, memory, path_and_buffer, settle, Ctx, MAX_IO_BYTES};
 use crate::state::{DenyTrap, RunState};
 
 /// The import module name.
@@ -73,6 +73,8 @@ pub(crate) fn error_code(error: &HostError) -> i32 {
         HostError::Io | HostError::Exists | HostError::NotEmpty => ERR_IO,
         HostError::Invalid => ERR_INVALID,
         HostError::TimedOut => ERR_TIMED_OUT,
+        // Never returned: `finish` ends the run for these.
+        HostError::OutOfFuel | HostError::DeadlinePassed => ERR_TIMED_OUT,
         HostError::Unreachable => ERR_UNREACHABLE,
     }
 }
@@ -130,10 +132,18 @@ fn path_range(
     Ok((mem, range.start..range.start + take))
 }
 
-/// Turns a host error into the guest's return value, or ends the run for `on_deny: trap`.
-fn finish(result: Result<i32, HostError>) -> wasmtime::Result<i32> {
+/// Burns the fuel the capability charged, then turns a host error into the guest's return
+/// value, or ends the run: `on_deny: trap`, fuel that could not pay for the work, a deadline
+/// passed during it.
+fn finish(caller: &mut Ctx<'_>, result: Result<i32, HostError>) -> wasmtime::Result<i32> {
+    settle(caller)?;
     match result {
         Ok(n) => Ok(n),
+        Err(HostError::OutOfFuel) => {
+            caller.set_fuel(0)?;
+            Err(wasmtime::Error::new(Trap::OutOfFuel))
+        }
+        Err(HostError::DeadlinePassed) => Err(wasmtime::Error::new(Trap::Interrupt)),
         Err(HostError::DeniedTrap {
             reason,
             rule_id,
@@ -274,7 +284,7 @@ fn fs_read(
     if let Ok(n) = result {
         charge(&mut caller, n)?;
     }
-    finish(result.map(|n| n as i32))
+    finish(&mut caller, result.map(|n| n as i32))
 }
 
 fn fs_write(
@@ -302,7 +312,7 @@ fn fs_write(
     let result = state
         .fs
         .fs_write(&mut state.broker, &data[path], &data[range], append);
-    finish(result.map(|n| n as i32))
+    finish(&mut caller, result.map(|n| n as i32))
 }
 
 fn fs_stat(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32) -> wasmtime::Result<i32> {
@@ -324,7 +334,7 @@ fn fs_stat(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32) -> wasmt
             data[range.start + 8..range.end].copy_from_slice(&u32::from(stat.is_dir).to_le_bytes());
             0
         });
-    finish(result)
+    finish(&mut caller, result)
 }
 
 fn fs_list(
@@ -356,7 +366,7 @@ fn fs_list(
     if let Ok(n) = result {
         charge(&mut caller, n as u64)?;
     }
-    finish(result)
+    finish(&mut caller, result)
 }
 
 fn fs_delete(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32) -> wasmtime::Result<i32> {
@@ -370,7 +380,7 @@ fn fs_delete(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32) -> wasmtime::Res
         .fs
         .fs_delete(&mut state.broker, &data[path])
         .map(|()| 0);
-    finish(result)
+    finish(&mut caller, result)
 }
 
 fn net_connect(
@@ -396,7 +406,7 @@ fn net_connect(
     charge(&mut caller, host.len() as u64)?;
     let state = caller.data_mut();
     let result = state.net.net_connect(&mut state.broker, &host, port);
-    finish(result)
+    finish(&mut caller, result)
 }
 
 fn net_send(mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32) -> wasmtime::Result<i32> {
@@ -410,7 +420,7 @@ fn net_send(mut caller: Ctx<'_>, handle: i32, ptr: i32, len: i32) -> wasmtime::R
     charge(&mut caller, range.len() as u64)?;
     let (data, state) = mem.data_and_store_mut(&mut caller);
     let result = state.net.net_send(&mut state.broker, handle, &data[range]);
-    finish(result.map(|n| n as i32))
+    finish(&mut caller, result.map(|n| n as i32))
 }
 
 fn net_recv(
@@ -434,14 +444,14 @@ fn net_recv(
     if let Ok(n) = result {
         charge(&mut caller, n)?;
     }
-    finish(result.map(|n| n as i32))
+    finish(&mut caller, result.map(|n| n as i32))
 }
 
 fn net_close(mut caller: Ctx<'_>, handle: i32) -> wasmtime::Result<i32> {
     charge(&mut caller, 0)?;
     let state = caller.data_mut();
     let result = state.net.net_close(&mut state.broker, handle).map(|()| 0);
-    finish(result)
+    finish(&mut caller, result)
 }
 
 #[cfg(test)]

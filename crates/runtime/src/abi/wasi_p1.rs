@@ -10,12 +10,12 @@ use std::io::SeekFrom;
 use std::time::Duration;
 
 use sandbox_policy::ReasonCode;
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Linker, Trap};
 
 use crate::broker::events::Outcome;
 use crate::broker::HostError;
 use crate::cap::fs::open::{FileKind, OpenSpec, Opened, Stat};
-use crate::guest::burn_fuel;
+use crate::guest::{burn_fuel, copy_fuel};
 use crate::state::wasi::{counts_as_open, Clock, Fail, Fd, VIRTUAL_EPOCH_NS};
 use crate::state::{DenyTrap, RunState};
 
@@ -88,6 +88,8 @@ const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
 const GATHER_BYTES: usize = 64 << 10;
 /// Most buffers one read or write takes.
 const MAX_BUFFERS: u32 = 1024;
+/// Random bytes made between two checks of the run's deadline.
+const RANDOM_SLICE_BYTES: usize = 1 << 20;
 /// Most subscriptions one `poll_oneoff` takes.
 const MAX_SUBSCRIPTIONS: u32 = 4096;
 
@@ -131,6 +133,8 @@ fn errno_of(error: &HostError) -> u16 {
         HostError::NotEmpty => errno::NOTEMPTY,
         HostError::Invalid => errno::INVAL,
         HostError::TimedOut => errno::TIMEDOUT,
+        // Never an errno: `From<HostError> for Fail` ends the run for these.
+        HostError::OutOfFuel | HostError::DeadlinePassed => errno::TIMEDOUT,
         HostError::Unreachable => errno::HOSTUNREACH,
     }
 }
@@ -147,6 +151,8 @@ impl From<HostError> for Fail {
                 rule_id,
                 capability,
             })),
+            HostError::OutOfFuel => Fail::Trap(wasmtime::Error::new(Trap::OutOfFuel)),
+            HostError::DeadlinePassed => Fail::Trap(wasmtime::Error::new(Trap::Interrupt)),
             other => Fail::Errno(errno_of(&other)),
         }
     }
@@ -247,9 +253,10 @@ fn dispatch(
         None => (&mut empty[..], caller.data_mut()),
     };
     state.wasi.fuel_used = state.wasi.fuel_limit.saturating_sub(fuel_left);
+    state.broker.meter_open(fuel_left);
     let memory_bytes = bytes.len() as u64;
     let result = body(&mut Mem(bytes), state);
-    let copied = std::mem::take(&mut state.wasi.copied);
+    let metered = state.broker.meter_close();
     let code = match result {
         Ok(()) => errno::SUCCESS,
         Err(Fail::Errno(code)) => code,
@@ -267,9 +274,14 @@ fn dispatch(
             );
             errno::FAULT
         }
-        Err(Fail::Trap(error)) => return Err(error),
+        Err(Fail::Trap(error)) => {
+            if matches!(error.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+                caller.set_fuel(0)?;
+            }
+            return Err(error);
+        }
     };
-    burn_fuel(caller, copied / 8 * crate::guest::FUEL_PER_8_BYTES)?;
+    burn_fuel(caller, metered)?;
     Ok(i32::from(code))
 }
 
@@ -306,6 +318,9 @@ fn guest_path(
     ptr: i32,
     len: i32,
 ) -> WasiResult<Vec<u8>> {
+    // At most one byte past the longest valid path is copied, and paid for first.
+    let take = (len as u32 as usize).min(sandbox_policy::MAX_GUEST_PATH_BYTES + 1);
+    state.broker.charge_fuel(copy_fuel(take))?;
     let path = mem.path(ptr, len)?;
     dir_path(state, fd, &path)
 }
@@ -344,7 +359,17 @@ fn args_sizes(list: &[Vec<u8>], mem: &mut Mem<'_>, count_out: i32, size_out: i32
     mem.put_u32(size_out, size as u32)
 }
 
-fn args_write(list: &[Vec<u8>], mem: &mut Mem<'_>, pointers: i32, buffer: i32) -> WasiResult {
+fn args_write(
+    state: &mut RunState,
+    env: bool,
+    mem: &mut Mem<'_>,
+    pointers: i32,
+    buffer: i32,
+) -> WasiResult {
+    let RunState { broker, wasi, .. } = state;
+    let list = if env { &wasi.env } else { &wasi.args };
+    let size: usize = list.iter().map(|a| a.len() + 1 + 4).sum();
+    broker.charge_fuel(copy_fuel(size))?;
     let mut at = buffer as u32;
     for (i, item) in list.iter().enumerate() {
         mem.put_u32(pointers.wrapping_add((i * 4) as i32), at)?;
@@ -396,6 +421,8 @@ fn fd_read(
         staging.resize(wanted, 0);
         &mut staging
     };
+    // Paid for the most it may copy before reading; what it did not copy is given back.
+    broker.charge_fuel(copy_fuel(wanted))?;
     let n = match entry {
         Fd::Stdin => {
             if offset.is_some() {
@@ -427,7 +454,7 @@ fn fd_read(
             done += take;
         }
     }
-    wasi.copied += n as u64;
+    broker.refund_fuel(copy_fuel(wanted) - copy_fuel(n));
     mem.put_u32(out, n as u32)
 }
 
@@ -470,6 +497,7 @@ fn fd_write(
         .get_mut(fd as u32 as usize)
         .and_then(Option::as_mut)
         .ok_or(Fail::Errno(errno::BADF))?;
+    broker.charge_fuel(copy_fuel(data.len()))?;
     let n = match entry {
         Fd::Stdout | Fd::Stderr if offset.is_some() => return Err(Fail::Errno(errno::SPIPE)),
         // Output past the cap is dropped and marked truncated; the guest sees it written.
@@ -490,8 +518,8 @@ fn fd_write(
         Fd::Dir { .. } => return Err(Fail::Errno(errno::ISDIR)),
         Fd::Stdin => return Err(Fail::Errno(errno::BADF)),
     };
+    broker.refund_fuel(copy_fuel(data.len()) - copy_fuel(n));
     drop(data);
-    wasi.copied += n as u64;
     mem.put_u32(out, n as u32)
 }
 
@@ -511,9 +539,8 @@ fn fd_readdir(
     let Fd::Dir { dir, .. } = wasi.get(fd)? else {
         return Err(Fail::Errno(errno::NOTDIR));
     };
+    // Each call lists the whole directory; the listing charges every entry as it reads it.
     let entries = fs.dir_list(broker, dir)?;
-    // Each call lists the whole directory: charge for every entry, not only those copied.
-    wasi.copied += entries.len() as u64 * 24;
     let mut bytes = Vec::with_capacity(room.min(64 << 10));
     for (index, entry) in entries.iter().enumerate().skip(cookie as usize) {
         if bytes.len() >= room {
@@ -527,7 +554,7 @@ fn fd_readdir(
     }
     // A full buffer tells the guest to ask again with a larger one.
     bytes.truncate(room);
-    wasi.copied += bytes.len() as u64;
+    broker.charge_fuel(copy_fuel(bytes.len()))?;
     mem.put(buf, &bytes)?;
     mem.put_u32(out, bytes.len() as u32)
 }
@@ -600,6 +627,10 @@ fn poll_oneoff(
     }
     mem.range(subscriptions, count * 48)?;
     mem.range(events, count * 32)?;
+    // Every subscription read and event written is paid for before any is looked at.
+    state
+        .broker
+        .charge_fuel(copy_fuel(count as usize * (48 + 32)))?;
     // (userdata, error, event type, bytes available)
     let mut ready: Vec<(u64, u16, u8, u64)> = Vec::new();
     let mut soonest: Option<(u64, u64)> = None;
@@ -760,7 +791,7 @@ mod imports {
         dispatch(
             &mut caller,
             "args_get",
-            |mem: &mut Mem<'_>, st: &mut RunState| args_write(&st.wasi.args, mem, pointers, buffer),
+            |mem: &mut Mem<'_>, st: &mut RunState| args_write(st, false, mem, pointers, buffer),
         )
     }
 
@@ -784,7 +815,7 @@ mod imports {
         dispatch(
             &mut caller,
             "environ_get",
-            |mem: &mut Mem<'_>, st: &mut RunState| args_write(&st.wasi.env, mem, pointers, buffer),
+            |mem: &mut Mem<'_>, st: &mut RunState| args_write(st, true, mem, pointers, buffer),
         )
     }
 
@@ -821,11 +852,15 @@ mod imports {
             "random_get",
             |mem: &mut Mem<'_>, st: &mut RunState| {
                 let target = mem.slice_mut(buf, len as u32)?;
-                match &mut st.wasi.random {
-                    Some(seeded) => seeded.fill(target),
-                    None => getrandom::fill(target).map_err(|_| Fail::Errno(errno::IO))?,
+                // Paid for before any byte is made, and made in slices against the deadline.
+                st.broker.charge_fuel(copy_fuel(target.len()))?;
+                for slice in target.chunks_mut(RANDOM_SLICE_BYTES) {
+                    st.broker.check_deadline()?;
+                    match &mut st.wasi.random {
+                        Some(seeded) => seeded.fill(slice),
+                        None => getrandom::fill(slice).map_err(|_| Fail::Errno(errno::IO))?,
+                    }
                 }
-                st.wasi.copied += len as u32 as u64;
                 Ok(())
             },
         )

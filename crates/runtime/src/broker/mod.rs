@@ -59,6 +59,11 @@ pub(crate) enum HostError {
     Invalid,
     /// The wait ran out (a receive with no data, a connect that did not finish).
     TimedOut,
+    /// The fuel left could not pay for the work the call would do: the run ends as
+    /// `fuel_exhausted`, before the work.
+    OutOfFuel,
+    /// The run's wall-clock budget ended while the call worked: the run ends as `timeout`.
+    DeadlinePassed,
     /// Allowed, but the peer could not be reached or the connection failed.
     Unreachable,
 }
@@ -88,6 +93,16 @@ pub(crate) struct Broker {
     log: EventLog,
     /// When the run's wall-clock budget ends: host calls that wait never wait past it.
     deadline: Instant,
+    meter: Meter,
+}
+
+/// The fuel one host call may spend on work whose size is known only as it goes (path
+/// components, directory entries): opened by the front end with the fuel left, charged by the
+/// capability before each piece of work, settled by the front end when the call returns.
+#[derive(Debug, Default, Clone, Copy)]
+struct Meter {
+    left: u64,
+    spent: u64,
 }
 
 impl Broker {
@@ -106,6 +121,7 @@ impl Broker {
             policy,
             usage: Usage::default(),
             deadline,
+            meter: Meter::default(),
         }
     }
 
@@ -206,6 +222,46 @@ impl Broker {
     /// The wall-clock budget left: what a blocking host operation may wait at most.
     pub(crate) fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Opens the fuel meter of a host call with the fuel the store has left.
+    pub(crate) fn meter_open(&mut self, fuel_left: u64) {
+        self.meter = Meter {
+            left: fuel_left,
+            spent: 0,
+        };
+    }
+
+    /// Charges `units` of fuel before the work they pay for; when the fuel left cannot pay,
+    /// the call stops here and the run ends as `fuel_exhausted`.
+    pub(crate) fn charge_fuel(&mut self, units: u64) -> Result<(), HostError> {
+        let spent = self.meter.spent.saturating_add(units);
+        if spent > self.meter.left {
+            self.meter.spent = self.meter.left;
+            return Err(HostError::OutOfFuel);
+        }
+        self.meter.spent = spent;
+        Ok(())
+    }
+
+    /// Gives back fuel charged for work that turned out smaller than its bound.
+    pub(crate) fn refund_fuel(&mut self, units: u64) {
+        self.meter.spent = self.meter.spent.saturating_sub(units);
+    }
+
+    /// Closes the meter: the fuel the call's capabilities charged, for the front end to burn.
+    pub(crate) fn meter_close(&mut self) -> u64 {
+        std::mem::take(&mut self.meter).spent
+    }
+
+    /// `Err(DeadlinePassed)` once the run's wall-clock budget has ended: long host work checks
+    /// it between slices, so no call runs far past the budget.
+    pub(crate) fn check_deadline(&self) -> Result<(), HostError> {
+        if Instant::now() >= self.deadline {
+            Err(HostError::DeadlinePassed)
+        } else {
+            Ok(())
+        }
     }
 
     /// Records the outcome of the operation a permit allowed, and spends the permit.

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sandbox_policy::{
@@ -18,6 +19,22 @@ use crate::broker::{Broker, HostError, Permit};
 pub const MAX_HOST_BYTES: usize = 1024;
 /// Most connections a run may hold open at once, whatever the policy's quota.
 pub const MAX_OPEN_CONNECTIONS: usize = 64;
+
+/// Longest one blocking socket operation waits before the deadline is checked again.
+const IO_SLICE: Duration = Duration::from_millis(20);
+
+/// Name lookups in flight in this process, on threads of their own (the system resolver
+/// cannot be interrupted); past the bound a lookup is refused rather than another thread made.
+static LOOKUPS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
+
+/// True for the errors a socket timeout gives.
+fn is_wait(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
 
 struct Connection {
     stream: TcpStream,
@@ -75,15 +92,26 @@ impl Connections {
         {
             return Some(*ip);
         }
+        if LOOKUPS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS_IN_FLIGHT {
+            LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
         let (send, receive) = std::sync::mpsc::channel();
         let name = host.to_owned();
-        std::thread::spawn(move || {
-            let found: Vec<SocketAddr> = (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect())
-                .unwrap_or_default();
-            let _ = send.send(found);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("sandbox-lookup".into())
+            .spawn(move || {
+                let found: Vec<SocketAddr> = (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect())
+                    .unwrap_or_default();
+                LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                let _ = send.send(found);
+            });
+        if spawned.is_err() {
+            LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
         let found = receive.recv_timeout(broker.remaining()).ok()?;
         found
             .iter()
@@ -197,7 +225,9 @@ impl Connections {
         }))
     }
 
-    /// Sends all of `data`; a send that would cross the egress quota is refused whole.
+    /// Sends all of `data`; a send that would cross the egress quota is refused whole. The
+    /// send goes in slices against the run's deadline, and every byte the kernel accepted
+    /// counts against the quota, also when the send fails halfway.
     pub(crate) fn net_send(
         &mut self,
         broker: &mut Broker,
@@ -209,37 +239,38 @@ impl Connections {
             return Err(broker.bad_handle("net.send", handle));
         };
         let permit = broker.check(request)?;
-        let wait = broker.remaining().max(Duration::from_millis(1));
-        let result = self.stream(&permit, handle).map(|stream| {
-            let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(wait));
-            stream.write_all(data)
-        });
-        let timed_out = matches!(&result, Some(Err(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
-        match result {
-            Some(Ok(())) => {
-                let usage = broker.usage_mut();
-                usage.net_egress_bytes = usage.net_egress_bytes.saturating_add(data.len() as u64);
-                broker.set_outcome(
-                    &permit,
-                    Outcome::Done {
-                        bytes: data.len() as u64,
-                    },
-                );
-                Ok(data.len() as u64)
+        let Some(mut stream) = self.stream(&permit, handle) else {
+            return broker.finish(permit, Err(HostError::Unreachable));
+        };
+        let mut sent = 0;
+        let result = loop {
+            if sent == data.len() {
+                break Ok(sent as u64);
             }
-            _ => {
+            let left = broker.remaining();
+            if left.is_zero() {
+                break Err(HostError::DeadlinePassed);
+            }
+            let _ = stream.set_write_timeout(Some(left.min(IO_SLICE)));
+            match stream.write(&data[sent..]) {
+                Ok(0) => break Err(HostError::Unreachable),
+                Ok(n) => sent += n,
+                Err(e) if is_wait(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break Err(HostError::Unreachable),
+            }
+        };
+        let usage = broker.usage_mut();
+        usage.net_egress_bytes = usage.net_egress_bytes.saturating_add(sent as u64);
+        match result {
+            Ok(n) => broker.finish(permit, Ok(n)),
+            Err(e) => {
                 broker.set_outcome(
                     &permit,
                     Outcome::Failed {
-                        error: "send failed".into(),
+                        error: format!("send failed after {sent} bytes"),
                     },
                 );
-                Err(if timed_out {
-                    HostError::TimedOut
-                } else {
-                    HostError::Unreachable
-                })
+                Err(e)
             }
         }
     }

@@ -71,8 +71,6 @@ pub(crate) struct WasiState {
     pub(crate) fuel_limit: u64,
     /// Fuel used so far, set at the start of each call (the virtual clock reads it).
     pub(crate) fuel_used: u64,
-    /// Bytes copied by the current call, charged as fuel when it returns.
-    pub(crate) copied: u64,
 }
 
 impl WasiState {
@@ -118,7 +116,6 @@ impl WasiState {
             open_files_limit: policy.limits.open_files.value,
             fuel_limit: policy.budgets.fuel.value,
             fuel_used: 0,
-            copied: 0,
         }
     }
 
@@ -135,7 +132,6 @@ impl WasiState {
             open_files_limit: 0,
             fuel_limit: 0,
             fuel_used: 0,
-            copied: 0,
         }
     }
 

@@ -21,6 +21,13 @@ pub(crate) mod open;
 /// Symlinks followed in one resolution before it is refused as a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
 
+/// Fuel charged for each path component resolution looks up (a `stat` and, for a folder, an
+/// open), before the lookup.
+pub(crate) const RESOLVE_FUEL_PER_COMPONENT: u64 = 4;
+
+/// Components looked up between two checks of the run's deadline.
+const DEADLINE_CHECK_EVERY: usize = 64;
+
 /// Linux's `O_NONBLOCK`: a FIFO swapped in after the check must not block the host on open.
 const O_NONBLOCK: i32 = 0o4000;
 
@@ -134,6 +141,11 @@ impl Lookup<'_> {
     fn read_link_contents(&self, rel: &Path) -> std::io::Result<PathBuf> {
         self.0.read_link_contents(rel)
     }
+
+    /// A subdirectory, opened without following a symlink, to look further beneath it.
+    fn open_dir(&self, name: &Path) -> Option<Dir> {
+        self.0.open_dir_nofollow(name).ok()
+    }
 }
 
 /// A guest path after normalisation and resolution beneath its mount. It borrows the guest's
@@ -175,13 +187,15 @@ impl Mounts {
         Lookup(&self.dirs[index])
     }
 
-    /// Normalises a guest path and resolves it beneath its mount.
+    /// Normalises a guest path and resolves it beneath its mount. Resolution charges fuel
+    /// per path component it looks up, before the lookup, and stops at the run's deadline.
     pub(crate) fn prepare<'a>(
         &self,
-        policy: &Policy,
+        broker: &mut Broker,
         raw: &'a [u8],
         follow_last: bool,
-    ) -> Prepared<'a> {
+    ) -> Result<Prepared<'a>, HostError> {
+        let policy = Arc::clone(broker.policy());
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (Cow::Borrowed(s), false),
             Err(_) => (String::from_utf8_lossy(raw), true),
@@ -192,58 +206,82 @@ impl Mounts {
             normalize_guest_path_cow(raw).ok()
         };
         // Only a path beneath a mount has links to follow.
-        let resolved = normalized
-            .as_deref()
-            .filter(|n| policy.mount_for(n).is_some())
-            .map(|n| self.resolve(policy, n, follow_last))
-            .filter(|r| Some(r.as_str()) != normalized.as_deref());
-        Prepared {
+        let resolved = match normalized.as_deref() {
+            Some(n) if policy.mount_for(n).is_some() => {
+                Some(self.resolve(broker, &policy, n, follow_last)?)
+            }
+            _ => None,
+        }
+        .filter(|r| Some(r.as_str()) != normalized.as_deref());
+        Ok(Prepared {
             request_path,
             not_utf8,
             normalized,
             resolved,
-        }
+        })
     }
 
     /// Follows symlinks beneath the path's mount, reading links with cap-std (never through
     /// the host's own resolution). Absolute link targets are guest paths. Resolution stops as
-    /// soon as it leaves the mount it started in: `decide` then refuses the request.
-    fn resolve(&self, policy: &Policy, guest: &str, follow_last: bool) -> String {
+    /// soon as it leaves the mount it started in: `decide` then refuses the request. The
+    /// directory handle is kept while walking, so a walk costs one lookup per component.
+    fn resolve(
+        &self,
+        broker: &mut Broker,
+        policy: &Policy,
+        guest: &str,
+        follow_last: bool,
+    ) -> Result<String, HostError> {
         let mut current = guest.to_owned();
         let start_mount = policy.mount_for(guest).map(|(i, _)| i);
         let mut hops = 0;
         'restart: loop {
             let Some((index, mount)) = policy.mount_for(&current) else {
-                return current;
+                return Ok(current);
             };
             if Some(index) != start_mount {
-                return current;
+                return Ok(current);
             }
-            let dir = self.lookup(index);
             let rel = current[mount.guest.len()..]
                 .trim_start_matches('/')
                 .to_owned();
             let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-            let mut prefix = PathBuf::new();
+            // `None` is the mount's root; deeper levels are opened as the walk descends.
+            let mut level: Option<Dir> = None;
             for (i, part) in parts.iter().enumerate() {
-                prefix.push(part);
                 if i + 1 == parts.len() && !follow_last {
                     break;
                 }
-                let Some(meta) = dir.symlink_metadata(&prefix) else {
+                broker.charge_fuel(RESOLVE_FUEL_PER_COMPONENT)?;
+                if i % DEADLINE_CHECK_EVERY == 0 {
+                    broker.check_deadline()?;
+                }
+                let here = match &level {
+                    Some(dir) => Lookup(dir),
+                    None => self.lookup(index),
+                };
+                let name = Path::new(part);
+                let Some(meta) = here.symlink_metadata(name) else {
                     break;
                 };
-                if !meta.is_symlink() {
+                if meta.is_dir() {
+                    match here.open_dir(name) {
+                        Some(next) => level = Some(next),
+                        None => break,
+                    }
                     continue;
                 }
+                if !meta.is_symlink() {
+                    break;
+                }
                 hops += 1;
-                let target = match dir.read_link_contents(&prefix) {
+                let target = match here.read_link_contents(name) {
                     Ok(t) if hops <= MAX_SYMLINK_HOPS => t,
                     // A loop or an unreadable link: name a path no mount covers.
-                    _ => return "/\u{0}symlink-loop".to_owned(),
+                    _ => return Ok("/\u{0}symlink-loop".to_owned()),
                 };
                 let Some(target) = target.to_str() else {
-                    return "/\u{0}non-utf8-symlink".to_owned();
+                    return Ok("/\u{0}non-utf8-symlink".to_owned());
                 };
                 let parent = format!("{}/{}", mount.guest, parts[..i].join("/"));
                 let rest = parts[i + 1..].join("/");
@@ -254,11 +292,11 @@ impl Mounts {
                 };
                 match normalize_guest_path(joined.as_bytes()) {
                     Ok(next) => current = next,
-                    Err(_) => return "/\u{0}invalid-symlink".to_owned(),
+                    Err(_) => return Ok("/\u{0}invalid-symlink".to_owned()),
                 }
                 continue 'restart;
             }
-            return current;
+            return Ok(current);
         }
     }
 
@@ -299,7 +337,7 @@ impl Mounts {
         buf: &mut [u8],
     ) -> Result<u64, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, true);
+        let prepared = self.prepare(broker, raw_path, true)?;
         let meta = self.metadata_of(&policy, &prepared);
         let available = match &meta {
             Some(m) if m.is_file() => m.len().saturating_sub(offset).min(buf.len() as u64),
@@ -365,7 +403,7 @@ impl Mounts {
         append: bool,
     ) -> Result<u64, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, true);
+        let prepared = self.prepare(broker, raw_path, true)?;
         let meta = self.metadata_of(&policy, &prepared);
         let create = match meta {
             None => Some(broker.check_fs(&prepared.query(FsAccess::Create, 0))?),
@@ -407,7 +445,7 @@ impl Mounts {
         raw_path: &[u8],
     ) -> Result<FileStat, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, true);
+        let prepared = self.prepare(broker, raw_path, true)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         let meta = self
             .locate(&permit, &policy, &prepared)
@@ -434,7 +472,7 @@ impl Mounts {
         raw_path: &[u8],
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, true);
+        let prepared = self.prepare(broker, raw_path, true)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let result = (|| {
             let (dir, rel) = self
@@ -470,7 +508,7 @@ impl Mounts {
     /// Deletes a file (a symlink itself, never its target).
     pub(crate) fn fs_delete(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, false);
+        let prepared = self.prepare(broker, raw_path, false)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
         let result = (|| {
             let (dir, rel) = self

@@ -33,6 +33,10 @@ impl DecidedPath {
     }
 }
 
+/// Fuel charged for each directory entry a listing reads (the 24 bytes of a WASI `dirent`),
+/// before it is read.
+pub(crate) const LIST_FUEL_PER_ENTRY: u64 = 3;
+
 /// An open regular file.
 #[derive(Debug)]
 pub(crate) struct GuestFile {
@@ -170,7 +174,7 @@ impl Mounts {
         spec: OpenSpec,
     ) -> Result<Opened, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, spec.follow);
+        let prepared = self.prepare(broker, raw_path, spec.follow)?;
         let meta = self.lstat_of(&policy, &prepared);
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
         if spec.directory || (is_dir && !spec.write && !spec.truncate && !spec.create) {
@@ -401,30 +405,31 @@ impl Mounts {
         broker: &mut Broker,
         dir: &GuestDir,
     ) -> Result<Vec<DirEntry>, HostError> {
-        let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, dir.guest.as_bytes(), true);
+        let prepared = self.prepare(broker, dir.guest.as_bytes(), true)?;
         let event = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let result = (|| {
             let handle = self.dir_of(&event, dir);
             let this = handle.dir_metadata().map_err(io_error)?;
-            let mut entries: Vec<DirEntry> = handle
-                .entries()
-                .map_err(io_error)?
-                .filter_map(|e| e.ok())
-                .map(|e| {
-                    let kind = match e.file_type() {
-                        Ok(t) if t.is_symlink() => FileKind::Symlink,
-                        Ok(t) if t.is_dir() => FileKind::Directory,
-                        Ok(t) if t.is_file() => FileKind::Regular,
-                        _ => FileKind::Other,
-                    };
-                    DirEntry {
-                        name: e.file_name().into_encoded_bytes(),
-                        kind,
-                        ino: e.metadata().map(|m| m.ino()).unwrap_or(0),
-                    }
-                })
-                .collect();
+            let mut entries = Vec::new();
+            // Each entry is paid for before it is read; the deadline is checked in slices.
+            for (i, e) in handle.entries().map_err(io_error)?.enumerate() {
+                broker.charge_fuel(LIST_FUEL_PER_ENTRY)?;
+                if i % 256 == 255 {
+                    broker.check_deadline()?;
+                }
+                let Ok(e) = e else { continue };
+                let kind = match e.file_type() {
+                    Ok(t) if t.is_symlink() => FileKind::Symlink,
+                    Ok(t) if t.is_dir() => FileKind::Directory,
+                    Ok(t) if t.is_file() => FileKind::Regular,
+                    _ => FileKind::Other,
+                };
+                entries.push(DirEntry {
+                    name: e.file_name().into_encoded_bytes(),
+                    kind,
+                    ino: e.metadata().map(|m| m.ino()).unwrap_or(0),
+                });
+            }
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             let mut all = Vec::with_capacity(entries.len() + 2);
             for name in [&b"."[..], &b".."[..]] {
@@ -453,7 +458,7 @@ impl Mounts {
         follow: bool,
     ) -> Result<Stat, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, follow);
+        let prepared = self.prepare(broker, raw_path, follow)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         let result = self.lstat_of(&policy, &prepared).ok_or(HostError::NotFound);
         let _ = broker.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
@@ -463,7 +468,7 @@ impl Mounts {
     /// Creates a directory, decided as `create`.
     pub(crate) fn make_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, false);
+        let prepared = self.prepare(broker, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Create, 0))?;
         let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
             parent.create_dir(name)
@@ -474,7 +479,7 @@ impl Mounts {
     /// Removes an empty directory, decided as `delete`.
     pub(crate) fn remove_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, false);
+        let prepared = self.prepare(broker, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
         let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
             parent.remove_dir(name)
@@ -490,8 +495,8 @@ impl Mounts {
         raw_to: &[u8],
     ) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let from = self.prepare(&policy, raw_from, false);
-        let to = self.prepare(&policy, raw_to, false);
+        let from = self.prepare(broker, raw_from, false)?;
+        let to = self.prepare(broker, raw_to, false)?;
         let from_event = broker.check_fs(&from.query(FsAccess::Rename, 0))?;
         let to_event = broker.check_fs(&to.query(FsAccess::Rename, 0))?;
         let result = (|| {
@@ -526,7 +531,7 @@ impl Mounts {
         raw_link: &[u8],
     ) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_link, false);
+        let prepared = self.prepare(broker, raw_link, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Symlink, 0))?;
         let result = match std::str::from_utf8(target) {
             Ok(t) if self.target_stays_in_mount(&policy, &prepared, t) => {
@@ -565,7 +570,7 @@ impl Mounts {
         raw_path: &[u8],
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(&policy, raw_path, false);
+        let prepared = self.prepare(broker, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         let mut contents = Vec::new();
         let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
