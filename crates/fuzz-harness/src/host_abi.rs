@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sandbox_policy::{parse_policy, Request, Verdict};
+use sandbox_policy::{parse_policy, Policy, Request, Verdict};
 use sandbox_runtime::{sha256_hex, verify_report, Report, Sandbox};
 use wasmtime::Engine;
 
@@ -829,6 +829,19 @@ pub fn run_script(script: &HostAbiScript) -> Report {
     if output.stdout.len() > 1024 || output.stderr.len() > 1024 + 1 {
         fail("captured output passed its cap".into());
     }
+    if let Err(what) = check_events(report, &policy, fixture.echo_port) {
+        fail(what);
+    }
+    let json = serde_json::to_string(report).expect("the report serialises");
+    if let Err(e) = verify_report(&json) {
+        fail(format!("a fresh report does not verify: {e}"));
+    }
+    output.report
+}
+
+/// Every request that went ahead lies in its mount (also as resolved, and on the host), and
+/// every connection went to the test's echo server on its port.
+fn check_events(report: &Report, policy: &Policy, echo_port: u16) -> Result<(), String> {
     let mounts: Vec<String> = policy
         .filesystem
         .mounts
@@ -851,21 +864,21 @@ pub fn run_script(script: &HostAbiScript) -> Report {
                 let asked = (!r.not_utf8).then(|| oracle::normalize(&r.path)).flatten();
                 let mount = asked.as_deref().and_then(|a| oracle::mount_of(a, &mounts));
                 let Some(mount) = mount else {
-                    fail(format!(
+                    return Err(format!(
                         "a file request outside every mount went ahead: {event:?}"
                     ));
                 };
                 if let Some(resolved) = &r.resolved {
                     let m = oracle::normalize(resolved).and_then(|p| oracle::mount_of(&p, &mounts));
                     if m != Some(mount) {
-                        fail(format!(
+                        return Err(format!(
                             "a symlink led a request out of its mount: {event:?}"
                         ));
                     }
                 }
                 if let Some(host) = event.context.get("host_path").and_then(|v| v.as_str()) {
                     if !Path::new(host).starts_with(&hosts[mount]) {
-                        fail(format!(
+                        return Err(format!(
                             "host path {host} is not beneath its mount: {event:?}"
                         ));
                     }
@@ -878,20 +891,16 @@ pub fn run_script(script: &HostAbiScript) -> Report {
                     .address
                     .is_some_and(|a| a == std::net::IpAddr::from([127, 0, 0, 1]));
                 if connected && !loopback {
-                    fail(format!(
+                    return Err(format!(
                         "a connection went somewhere other than the echo server: {event:?}"
                     ));
                 }
-                if r.port != fixture.echo_port && connected {
-                    fail(format!("a connection on a port no rule allows: {event:?}"));
+                if r.port != echo_port && connected {
+                    return Err(format!("a connection on a port no rule allows: {event:?}"));
                 }
             }
             None => {}
         }
     }
-    let json = serde_json::to_string(report).expect("the report serialises");
-    if let Err(e) = verify_report(&json) {
-        fail(format!("a fresh report does not verify: {e}"));
-    }
-    output.report
+    Ok(())
 }

@@ -55,7 +55,18 @@ fn script(flags: u8, calls: Vec<Call>) -> HostAbiScript {
 
 /// The adversarial suite's families, as host-call scripts.
 pub fn host_abi_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let scripts = vec![
+    let mut scripts = path_seeds();
+    scripts.extend(quota_and_boundary_seeds());
+    scripts.extend(net_and_mode_seeds());
+    scripts
+        .into_iter()
+        .map(|(name, s)| (name, s.encode()))
+        .collect()
+}
+
+/// Paths: absolute and `..`, planted links, invalid paths, the read-only mount.
+fn path_seeds() -> Vec<(&'static str, HostAbiScript)> {
+    vec![
         (
             "paths-absolute-dotdot-proc-dev",
             script(
@@ -118,6 +129,12 @@ pub fn host_abi_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
+    ]
+}
+
+/// Quotas and the host boundary: drips, straddles, empty files, bad pointers, memory.
+fn quota_and_boundary_seeds() -> Vec<(&'static str, HostAbiScript)> {
+    vec![
         (
             "quotas-drip-writes",
             script(
@@ -194,6 +211,12 @@ pub fn host_abi_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
+    ]
+}
+
+/// Network, audit mode and `on_deny: trap`.
+fn net_and_mode_seeds() -> Vec<(&'static str, HostAbiScript)> {
+    vec![
         (
             "net-blocked-names-and-literals",
             script(
@@ -266,11 +289,7 @@ pub fn host_abi_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 vec![read(HELLO), read(DOTDOT_OUT), read(HELLO)],
             ),
         ),
-    ];
-    scripts
-        .into_iter()
-        .map(|(name, s)| (name, s.encode()))
-        .collect()
+    ]
 }
 
 /// Seeds for `decide`: inputs of the fixed-seed generator whose policy parses with mounts and
