@@ -17,8 +17,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a plugin under a policy; print the report (exit 0 completed, 1 could not start,
-    /// 3 trapped, 4 fuel exhausted, 5 timeout, 6 memory ceiling)
+    /// Run a plugin under a policy; the report goes to stdout, or to `--report-file` (exit 0
+    /// completed, 1 could not start, 2 usage, 3 trapped, 4 fuel exhausted, 5 timeout, 6 memory
+    /// ceiling)
     Run(RunArgs),
     /// Explain one event of a report: rule, reason, policy lines, and the change that would allow it
     Explain(ExplainArgs),
@@ -45,10 +46,12 @@ pub struct RunArgs {
     /// The exported function to call
     #[arg(long, default_value = "_start")]
     pub entry: String,
-    /// A file whose bytes the plugin reads as its input
+    /// A file whose bytes the plugin reads as its input (its stdin), `-` for stdin; without
+    /// it a piped stdin is passed (at most 64 MiB)
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Also write the report to this file
+    /// Write the report to this file instead of stdout; the guest's stdout and stderr then go
+    /// to the terminal, with a one-line summary on stderr
     #[arg(long)]
     pub report_file: Option<PathBuf>,
     /// Write the guest's raw stdout bytes to this file
@@ -60,6 +63,13 @@ pub struct RunArgs {
     /// Pretty-print the report
     #[arg(long)]
     pub pretty: bool,
+    /// No summary line on stderr (with `--report-file`)
+    #[arg(long)]
+    pub quiet: bool,
+    /// What a completed run exits with: 0 (`outcome`) or the guest's `proc_exit` code
+    /// (`guest`; codes above 255 give 1); other outcomes keep their exit codes
+    #[arg(long, value_enum, default_value = "outcome")]
+    pub exit_code: ExitCodeFrom,
     /// Compile the plugin even if the module cache (`$XDG_CACHE_HOME/sandbox-cli` or
     /// `~/.cache/sandbox-cli`) has it, and store nothing there
     #[arg(long)]
@@ -67,6 +77,15 @@ pub struct RunArgs {
     /// Arguments for the guest (after `--`)
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// Where a completed run's exit code comes from.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExitCodeFrom {
+    /// The outcome: 0 for a completed run
+    Outcome,
+    /// The guest's `proc_exit` code (0 when it returned normally)
+    Guest,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -25,11 +25,11 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
         args.new.display().to_string(),
     );
     match args.format {
-        TextOrJson::Text => print!(
+        TextOrJson::Text => out!(
             "{}",
             neutralize(&sandbox_policy::diff::render_text(&d, &old_name, &new_name))
         ),
-        TextOrJson::Json => println!(
+        TextOrJson::Json => outln!(
             "{}",
             sandbox_policy::diff::render_json(&d, &old_name, &new_name, args.pretty)
         ),
@@ -136,8 +136,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         notes,
     };
     match args.format {
-        TextOrJson::Json => print!("{}", to_json(&doc, args.pretty)?),
-        TextOrJson::Text => print!("{}", neutralize(&render_text(&doc))),
+        TextOrJson::Json => out!("{}", to_json(&doc, args.pretty)?),
+        TextOrJson::Text => out!("{}", neutralize(&render_text(&doc))),
     }
     Ok(if args.fail_on_change && changed {
         Exit::Failure

@@ -129,8 +129,8 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
         suggestion: suggest(&event, loaded.as_ref()),
     };
     match args.format {
-        TextOrJson::Json => print!("{}", to_json(&explanation, args.pretty)?),
-        TextOrJson::Text => print!("{}", neutralize(&render_text(&explanation))),
+        TextOrJson::Json => out!("{}", to_json(&explanation, args.pretty)?),
+        TextOrJson::Text => out!("{}", neutralize(&render_text(&explanation))),
     }
     Ok(Exit::Ok)
 }

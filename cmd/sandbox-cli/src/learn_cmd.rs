@@ -9,9 +9,10 @@ use sandbox_policy::learn::{learn as learn_policy, LearnSource, ObservedEvent, O
 use sandbox_policy::templates::{template, Preset};
 use sandbox_policy::{Mode, Policy, Usage};
 use sandbox_runtime::report::Report;
-use sandbox_runtime::{sha256_hex, RunConfig};
+use sandbox_runtime::{sha256_hex, Allocation, Sandbox};
 
 use crate::args::LearnArgs;
+use crate::output::{self, OutputFile};
 use crate::run_cmd::load_policy;
 use crate::text::neutralize;
 use crate::Exit;
@@ -98,28 +99,30 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
             (policy, text.as_bytes().to_vec(), None)
         }
     };
+    // The learned policy's file is checked before anything runs, as `run`'s outputs are.
+    let output_file = OutputFile::check(&args.output, "learned policy")?;
+    output::warn_outputs_in_mounts(&base, &[&output_file]);
     let plugin_bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
-    let input = match &args.input {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read input `{}`", path.display()))?,
-        None => Vec::new(),
-    };
+    let input = output::read_input(args.input.as_deref())?;
     // Audit mode relaxes rules and quotas only: mounts, invalid paths, blocked addresses and
     // budgets hold, so what they deny is seen as not grantable.
     let mut audit = base.clone();
     audit.mode.value = Mode::Audit;
     let mount_hosts = absolute_mount_hosts(&base)?;
-    let output = sandbox_runtime::run(RunConfig {
-        policy: Arc::new(audit),
-        policy_path: base_path.clone().unwrap_or_else(|| STRICT_NAME.into()),
-        policy_sha256: sha256_hex(&base_bytes),
-        plugin_path: args.plugin.display().to_string(),
-        plugin_bytes,
-        entry: args.entry.clone(),
-        input,
-        args: args.args.clone(),
-    })?;
+    let sandbox = Sandbox::builder(Arc::new(audit))
+        .policy_source(
+            base_path.clone().unwrap_or_else(|| STRICT_NAME.into()),
+            sha256_hex(&base_bytes),
+        )
+        .allocation(Allocation::OnDemand)
+        .build()?;
+    let plugin = sandbox.load(
+        &args.plugin.display().to_string(),
+        &plugin_bytes,
+        &args.entry,
+    )?;
+    let output = plugin.call_with_args(&input, &args.args);
     let report = output.report;
     let source = LearnSource {
         plugin_path: args.plugin.display().to_string(),
@@ -148,8 +151,7 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
                 .join("; ")
         ));
     }
-    std::fs::write(&args.output, &learned.text)
-        .with_context(|| format!("cannot write `{}`", args.output.display()))?;
+    output_file.write(learned.text.as_bytes())?;
 
     let mut out = format!(
         "learned policy written to `{}` from {} events (run: {})\n",
@@ -195,9 +197,9 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
             seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         ));
     }
-    print!("{}", neutralize(&out));
+    out!("{}", neutralize(&out));
     for warning in &learned.warnings {
-        eprintln!("warning: {}", neutralize(warning));
+        errln!("warning: {}", neutralize(warning));
     }
     Ok(Exit::Ok)
 }

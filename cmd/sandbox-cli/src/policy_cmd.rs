@@ -13,7 +13,7 @@ pub fn dispatch(command: PolicyCommand) -> anyhow::Result<Exit> {
         PolicyCommand::Lint(a) => lint(a),
         PolicyCommand::Template(a) => write_template(a),
         PolicyCommand::Schema => {
-            println!("{}", sandbox_policy::schema::policy_schema().trim_end());
+            outln!("{}", sandbox_policy::schema::policy_schema().trim_end());
             Ok(Exit::Ok)
         }
         PolicyCommand::Learn(a) => crate::learn_cmd::learn(a),
@@ -34,9 +34,9 @@ fn lint(args: LintArgs) -> anyhow::Result<Exit> {
         LintFormat::Json => render_json(&report, &shown, args.pretty),
         LintFormat::Sarif => render_sarif(&report, &shown, args.pretty),
     };
-    print!("{}", out);
+    out!("{}", out);
     if !out.ends_with('\n') {
-        println!();
+        outln!();
     }
     Ok(if report.has_errors() {
         Exit::Failure
@@ -55,7 +55,7 @@ fn write_template(args: TemplateArgs) -> anyhow::Result<Exit> {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write `{}`", path.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(Exit::Ok)
 }

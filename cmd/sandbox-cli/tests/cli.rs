@@ -116,10 +116,15 @@ impl Sandbox {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        let printed: Value =
-            serde_json::from_slice(&out.stdout).expect("stdout is the report JSON");
         let report: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(printed, report, "printed and written reports differ");
+        // With `--report-file`, stdout carries the guest's own output, not the report.
+        if report["stdio"]["stdout_truncated"] == false {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                report["stdio"]["stdout"].as_str().unwrap(),
+                "the terminal did not get the guest's stdout"
+            );
+        }
         (code, report, out)
     }
 }
@@ -1711,4 +1716,219 @@ fn an_unwritable_cache_folder_means_no_cache_not_an_error() {
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["status"], "completed");
+}
+
+// ---- `run` like `wasmtime run` ----
+
+/// Runs the CLI with `stdin` as its standard input (a pipe).
+fn cli_with_stdin(sb: &Sandbox, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+        .args(args)
+        .current_dir(sb.dir.path())
+        .env("XDG_CACHE_HOME", sb.path("cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const RESULT_LOG: &str = "policies/fixtures/out/result.log";
+
+#[test]
+fn run_with_report_file_sends_the_report_there_only_and_a_summary_to_stderr() {
+    let sb = Sandbox::new();
+    sb.write("input.txt", "echo me\n");
+    let (code, report, out) = sb.run(DEMO, ALLOWED, &["--input", "input.txt"]);
+    assert_eq!(code, 0);
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.ends_with("echo me\n"), "guest output: {stdout}");
+    assert!(!stdout.contains("schema_version"), "{stdout}");
+    let err = stderr(&out);
+    // The guest's stderr, then the summary.
+    let guest_stderr = report["stdio"]["stderr"].as_str().unwrap();
+    assert_eq!(guest_stderr, "capability_allowed: done\n");
+    assert_eq!(
+        err,
+        format!(
+            "{guest_stderr}sandbox-cli: completed; {} allowed, 0 denied; report in `report.json`\n",
+            report["summary"]["allowed"]
+        )
+    );
+    // --quiet: no summary; the guest's output still reaches the terminal.
+    let (_, _, out) = sb.run(DEMO, ALLOWED, &["--input", "input.txt", "--quiet"]);
+    assert_eq!(stderr(&out), guest_stderr);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .ends_with("echo me\n"));
+}
+
+#[test]
+fn run_passes_stdin_with_input_dash_and_when_piped() {
+    let sb = Sandbox::new();
+    for extra in [&["--input", "-"][..], &[][..]] {
+        let mut args = vec!["run", "--policy", DEMO, "--plugin", ALLOWED];
+        args.extend_from_slice(extra);
+        let out = cli_with_stdin(&sb, &args, b"from stdin\n");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let captured = report["stdio"]["stdout"].as_str().unwrap();
+        assert!(captured.ends_with("from stdin\n"), "{extra:?}: {captured}");
+    }
+}
+
+#[test]
+fn run_exit_code_guest_propagates_proc_exit() {
+    let sb = Sandbox::new();
+    sb.write(
+        "exit2.wat",
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 2))))"#,
+    );
+    let args = ["run", "--policy", DEMO, "--plugin", "exit2.wat", "--quiet"];
+    let out = sb.cli(&[&args[..], &["--report-file", "r.json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = sb.cli(
+        &[
+            &args[..],
+            &["--report-file", "r.json", "--exit-code", "guest"],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(sb.path("r.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"]["exit_code"], 2);
+    // Other outcomes keep their own codes.
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        "examples/plugins/recurse_forever.wat",
+        "--exit-code",
+        "guest",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn run_checks_every_output_path_before_running_anything() {
+    let sb = Sandbox::new();
+    let base = ["run", "--policy", DEMO, "--plugin", ALLOWED];
+    for (flag, path, needle) in [
+        (
+            "--report-file",
+            "missing/r.json",
+            "folder `missing` does not exist",
+        ),
+        (
+            "--stdout",
+            "missing/o.bin",
+            "folder `missing` does not exist",
+        ),
+        ("--stderr", "nope/e.bin", "folder `nope` does not exist"),
+    ] {
+        let out = sb.cli(&[&base[..], &[flag, path]].concat());
+        assert_start_failure(&out, needle);
+        assert!(out.stdout.is_empty());
+        assert!(!sb.path(RESULT_LOG).exists(), "{flag}: the plugin ran");
+    }
+    // A symlink as the last component is not followed; its target is untouched.
+    sb.write("target.txt", "keep");
+    std::os::unix::fs::symlink(sb.path("target.txt"), sb.path("link.json")).unwrap();
+    let out = sb.cli(&[&base[..], &["--report-file", "link.json"]].concat());
+    assert_start_failure(&out, "`link.json`: it is a symbolic link");
+    assert_eq!(
+        std::fs::read_to_string(sb.path("target.txt")).unwrap(),
+        "keep"
+    );
+    // A FIFO (with or without a reader) and a device are refused.
+    let status = Command::new("mkfifo")
+        .arg(sb.path("fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = sb.cli(&[&base[..], &["--stdout", "fifo"]].concat());
+    assert_start_failure(&out, "`fifo`: it is a FIFO");
+    let out = sb.cli(&[&base[..], &["--stderr", "/dev/null"]].concat());
+    assert_start_failure(&out, "`/dev/null`: it is a device");
+    assert!(!sb.path(RESULT_LOG).exists(), "the plugin ran");
+}
+
+#[test]
+fn run_warns_about_an_output_file_inside_a_read_write_mount() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        ALLOWED,
+        "--report-file",
+        "policies/fixtures/out/r.json",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: report `policies/fixtures/out/r.json` is inside the policy's read-write mount `/out`"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb.path("policies/fixtures/out/r.json").exists());
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        ALLOWED,
+        "--report-file",
+        "r.json",
+    ]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_survives_a_closed_stdout_and_a_full_disk_keeping_the_outcome_exit_code() {
+    let sb = Sandbox::new();
+    let spin = "examples/plugins/spin_forever.wat";
+    for (plugin, expected) in [(DENY_HEAVY, 0), (spin, 4)] {
+        // A pipe whose reader is gone: EPIPE ends output quietly.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+            .args(["run", "--policy", DEMO, "--plugin", plugin])
+            .current_dir(sb.dir.path())
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "a closed pipe is not an error");
+        // `> /dev/full`: one sentence, and the outcome's exit code stands.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+            .args(["run", "--policy", DEMO, "--plugin", plugin])
+            .current_dir(sb.dir.path())
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: cannot write to stdout: "), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
