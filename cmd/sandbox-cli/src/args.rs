@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "sandbox-cli",
     version,
+    propagate_version = true,
     about = "Run untrusted WebAssembly plugins under a policy, and explain what it decided"
 )]
 pub struct Cli {
@@ -33,6 +34,26 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Print a shell completion script (e.g. `sandbox-cli completions bash > ~/.local/share/bash-completion/completions/sandbox-cli`)
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The compiled-module cache (`$XDG_CACHE_HOME/sandbox-cli` or `~/.cache/sandbox-cli`)
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+/// What to do with the module cache.
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List the cached modules with their size and age
+    List,
+    /// Remove every cached module
+    Clean,
 }
 
 #[derive(Args, Debug)]
@@ -88,9 +109,12 @@ pub enum ExitCodeFrom {
     Guest,
 }
 
+/// Text for people, JSON for programs.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum TextOrJson {
+    /// Text for people
     Text,
+    /// JSON for programs
     Json,
 }
 
@@ -112,8 +136,10 @@ pub struct ExplainArgs {
     /// The policy to show lines from (default: the one named in the report)
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: TextOrJson,
+    /// Pretty-print JSON output
     #[arg(long)]
     pub pretty: bool,
 }
@@ -165,8 +191,10 @@ pub struct DiffArgs {
     /// The policy after the change
     #[arg(long)]
     pub new: PathBuf,
+    /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: TextOrJson,
+    /// Pretty-print JSON output
     #[arg(long)]
     pub pretty: bool,
 }
@@ -179,8 +207,10 @@ pub struct ReplayArgs {
     /// The policy to decide them under
     #[arg(long)]
     pub policy: PathBuf,
+    /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: TextOrJson,
+    /// Pretty-print JSON output
     #[arg(long)]
     pub pretty: bool,
     /// Exit 1 when any decision changes (or the run's fuel or memory no longer fits)
@@ -188,32 +218,48 @@ pub struct ReplayArgs {
     pub fail_on_change: bool,
 }
 
+/// How `policy lint` prints its findings.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LintFormat {
+    /// Text with the source line and a caret
     Text,
+    /// One JSON document
     Json,
+    /// SARIF 2.1.0, for code-scanning tools
     Sarif,
 }
 
 #[derive(Args, Debug)]
 pub struct LintArgs {
+    /// The policy file to check (YAML)
     #[arg(long)]
     pub policy: PathBuf,
+    /// Output format: text with snippets, JSON, or SARIF 2.1.0 for code-scanning tools
     #[arg(long, value_enum, default_value = "text")]
     pub format: LintFormat,
+    /// Pretty-print JSON and SARIF output
     #[arg(long)]
     pub pretty: bool,
+    /// Exit 1 on warnings too, as on errors
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
+/// A policy preset.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum PresetArg {
+    /// No mounts, no network, small budgets
     Strict,
+    /// A read-only data mount and a small write area with quotas
     Balanced,
+    /// Generous budgets and audit-friendly settings, still with quotas
     Dev,
 }
 
 #[derive(Args, Debug)]
 pub struct TemplateArgs {
+    /// Which preset: `strict` (nothing granted), `balanced` (a read-only data mount and a small
+    /// write area), `dev` (generous budgets, still with quotas)
     #[arg(long, value_enum)]
     pub preset: PresetArg,
     /// Write the template to this file instead of stdout
@@ -229,6 +275,7 @@ pub enum ReportCommand {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
+    /// The report to check (JSON, as `run` writes it)
     #[arg(long)]
     pub report_file: PathBuf,
 }

@@ -13,7 +13,8 @@ use sandbox_runtime::{sha256_hex, Allocation, Sandbox};
 
 use crate::args::LearnArgs;
 use crate::output::{self, OutputFile};
-use crate::run_cmd::load_policy;
+use crate::policy_load::{load_policy, Mounts};
+use crate::run_cmd::start_error;
 use crate::text::neutralize;
 use crate::Exit;
 
@@ -89,7 +90,7 @@ fn absolute_mount_hosts(policy: &Policy) -> anyhow::Result<Vec<String>> {
 pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
     let (base, base_bytes, base_path) = match &args.policy {
         Some(path) => {
-            let (policy, bytes) = load_policy(path)?;
+            let (policy, bytes) = load_policy(path, Mounts::MustExist)?;
             (policy, bytes, Some(path.display().to_string()))
         }
         None => {
@@ -116,12 +117,15 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
             sha256_hex(&base_bytes),
         )
         .allocation(Allocation::OnDemand)
-        .build()?;
-    let plugin = sandbox.load(
-        &args.plugin.display().to_string(),
-        &plugin_bytes,
-        &args.entry,
-    )?;
+        .build()
+        .map_err(|e| start_error(e, &[], None))?;
+    let plugin = sandbox
+        .load(
+            &args.plugin.display().to_string(),
+            &plugin_bytes,
+            &args.entry,
+        )
+        .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
     let output = plugin.call_with_args(&input, &args.args);
     let report = output.report;
     let source = LearnSource {

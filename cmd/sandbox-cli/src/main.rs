@@ -29,11 +29,13 @@ macro_rules! errln {
 }
 
 mod args;
+mod cache_cmd;
 mod change_cmd;
 mod explain;
 mod learn_cmd;
 mod output;
 mod policy_cmd;
+mod policy_load;
 mod run_cmd;
 mod text;
 
@@ -111,6 +113,14 @@ fn main() -> ExitCode {
         args::Command::Report { command } => match command {
             args::ReportCommand::Verify(a) => run_cmd::verify(a),
         },
+        args::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            let mut command = <args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "sandbox-cli", &mut script);
+            output::to_stdout(&script);
+            Ok(Exit::Ok)
+        }
+        args::Command::Cache { command } => cache_cmd::dispatch(command),
     };
     match result {
         Ok(exit) => ExitCode::from(exit.code()),

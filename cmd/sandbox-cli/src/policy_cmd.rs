@@ -38,11 +38,8 @@ fn lint(args: LintArgs) -> anyhow::Result<Exit> {
     if !out.ends_with('\n') {
         outln!();
     }
-    Ok(if report.has_errors() {
-        Exit::Failure
-    } else {
-        Exit::Ok
-    })
+    let fails = report.has_errors() || (args.deny_warnings && report.warning_count() > 0);
+    Ok(if fails { Exit::Failure } else { Exit::Ok })
 }
 
 fn write_template(args: TemplateArgs) -> anyhow::Result<Exit> {

@@ -1,50 +1,21 @@
 //! `run` and `report verify`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use sandbox_policy::Policy;
 use sandbox_runtime::report::Report;
-use sandbox_runtime::{sha256_hex, Allocation, ModuleCache, RunOutput, Sandbox, Status};
+use sandbox_runtime::{
+    sha256_hex, Allocation, ModuleCache, RunOutput, Sandbox, StartError, Status,
+};
 
 use crate::args::{ExitCodeFrom, RunArgs, VerifyArgs};
 use crate::output::{self, OutputFile};
+use crate::policy_load::{load_policy, Mounts};
 use crate::text::{neutralize, one_line, to_json};
 use crate::Exit;
 
-/// Reads and validates a policy file; the error is one sentence naming the file and the
-/// first mistake's `line:column`. Returns the policy and the file's bytes.
-pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<u8>)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
-    let (policy, _) = sandbox_policy::load_policy(path).map_err(|errors| {
-        let first = errors.errors.first();
-        let more = errors.errors.len().saturating_sub(1);
-        match first {
-            Some(e) => anyhow!(
-                "policy `{}`:{}: {} ({}){}",
-                path.display(),
-                e.span,
-                e.message,
-                e.help(),
-                if more > 0 {
-                    format!(
-                        "; {more} more error(s): run `sandbox-cli policy lint --policy {}`",
-                        path.display()
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-            None => anyhow!("policy `{}` is invalid", path.display()),
-        }
-    })?;
-    Ok((policy, bytes))
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let (policy, policy_bytes) = load_policy(&args.policy)?;
+    let (policy, policy_bytes) = load_policy(&args.policy, Mounts::MustExist)?;
     // Every output is opened before anything runs: a missing folder or a symlink costs no run.
     let open = |path: &Option<std::path::PathBuf>, what| -> anyhow::Result<Option<OutputFile>> {
         path.as_deref()
@@ -72,12 +43,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
         .allocation(Allocation::OnDemand)
         .cache(cache)
-        .build()?;
-    let plugin = sandbox.load(
-        &args.plugin.display().to_string(),
-        &plugin_bytes,
-        &args.entry,
-    )?;
+        .build()
+        .map_err(|e| start_error(e, &[], None))?;
+    let plugin = sandbox
+        .load(
+            &args.plugin.display().to_string(),
+            &plugin_bytes,
+            &args.entry,
+        )
+        .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
     let output = plugin.call_with_args(&input, &args.args);
     let exit = exit_for(&output.report, args.exit_code);
     // From here on nothing changes the exit code: write failures are said on stderr.
@@ -89,6 +63,51 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     deliver(&args, report_file, &output);
     Ok(exit)
+}
+
+/// A start error as one sentence in the CLI's words: its own text only (a mount error's
+/// cause is in it already), a component named as such, and a missing entry with the
+/// plugin's exports and their types.
+pub fn start_error(
+    error: StartError,
+    bytes: &[u8],
+    engine: Option<&wasmtime::Engine>,
+) -> anyhow::Error {
+    match &error {
+        StartError::InvalidModule { path, message } if message.contains("component") => anyhow!(
+            "plugin `{path}` is a WebAssembly component; `sandbox-cli` runs core modules only"
+        ),
+        StartError::MissingEntry { .. } => match engine.and_then(|e| exports(e, bytes)) {
+            Some(list) if list.is_empty() => anyhow!("{error}; it exports nothing"),
+            Some(list) => anyhow!("{error}; its exports: {}", list.join(", ")),
+            None => anyhow!("{error}"),
+        },
+        _ => anyhow!("{error}"),
+    }
+}
+
+/// Every export of a module as `` `name`: type ``, or `None` when it does not compile.
+fn exports(engine: &wasmtime::Engine, bytes: &[u8]) -> Option<Vec<String>> {
+    use wasmtime::ExternType;
+    let module = wasmtime::Module::new(engine, bytes).ok()?;
+    let list = module
+        .exports()
+        .map(|export| {
+            let kind = match export.ty() {
+                ExternType::Func(f) => {
+                    let params: Vec<String> = f.params().map(|t| t.to_string()).collect();
+                    let results: Vec<String> = f.results().map(|t| t.to_string()).collect();
+                    format!("({}) -> ({})", params.join(", "), results.join(", "))
+                }
+                ExternType::Memory(_) => "memory".to_owned(),
+                ExternType::Table(_) => "table".to_owned(),
+                ExternType::Global(_) => "global".to_owned(),
+                ExternType::Tag(_) => "tag".to_owned(),
+            };
+            format!("`{}`: {kind}", one_line(export.name()))
+        })
+        .collect();
+    Some(list)
 }
 
 /// The exit code of a finished run.

@@ -667,12 +667,32 @@ fn assert_start_failure(out: &Output, needle: &str) {
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
 }
 
+/// A policy refused before anything ran: its errors as `lint` shows them (each with a
+/// snippet), then one sentence counting them.
+fn assert_policy_failure(out: &Output, needle: &str, errors: usize) {
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.matches("\nerror[").count() + usize::from(err.starts_with("error[")),
+        errors,
+        "{err}"
+    );
+    assert_eq!(err.matches(" = help: ").count(), errors, "{err}");
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("error: could not use policy `") && last.contains("due to"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_inputs_fail_to_start_with_one_clear_sentence() {
     let sb = Sandbox::new();
     sb.write("bad-policy.yaml", "version: 1\nbudgets:\n  fuel: lots\n");
     let out = sb.cli(&["run", "--policy", "bad-policy.yaml", "--plugin", ALLOWED]);
-    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    assert_policy_failure(&out, "bad-policy.yaml:3:9", 1);
     let out = sb.cli(&["run", "--policy", "nope.yaml", "--plugin", ALLOWED]);
     assert_start_failure(&out, "nope.yaml");
     let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "nope.wasm"]);
@@ -710,7 +730,7 @@ fn bad_inputs_fail_to_start_with_one_clear_sentence() {
         "--plugin",
         ALLOWED,
     ]);
-    assert_start_failure(&out, "does-not-exist");
+    assert_policy_failure(&out, "does-not-exist", 1);
     assert!(
         !sb.path("report.json").exists(),
         "no report for a run that did not start"
@@ -949,7 +969,7 @@ fn regression_an_import_with_the_wrong_type_fails_at_load() {
         "--plugin",
         ALLOWED,
     ]);
-    assert_start_failure(&out, "timeout_ms");
+    assert_policy_failure(&out, "timeout_ms", 1);
 }
 
 // ---- policy learn, diff and replay; the usage-run script ----
@@ -1273,7 +1293,7 @@ fn policy_learn_refuses_bad_inputs_with_one_sentence() {
         "--output",
         "x.yaml",
     ]);
-    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    assert_policy_failure(&out, "bad-policy.yaml:3:9", 1);
     assert_eq!(
         sb.cli(&["policy", "learn", "--plugin", DENY_HEAVY])
             .status
@@ -1931,4 +1951,209 @@ fn run_survives_a_closed_stdout_and_a_full_disk_keeping_the_outcome_exit_code() 
         assert!(err.starts_with("error: cannot write to stdout: "), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+// ---- diagnostics and the CLI's surface ----
+
+#[test]
+fn run_shows_every_policy_error_with_the_snippet_lint_shows() {
+    let sb = Sandbox::new();
+    sb.write(
+        "typos.yaml",
+        "version: 1\nfilesytem: {}\nmdoe: audit\nbudgets: { fule: 1 }\n",
+    );
+    let out = sb.cli(&["run", "--policy", "typos.yaml", "--plugin", ALLOWED]);
+    assert_policy_failure(&out, "did you mean `filesystem`?", 3);
+    let err = stderr(&out);
+    assert!(err.contains("did you mean `mode`?") && err.contains("did you mean `fuel`?"));
+    let lint = sb.cli(&["policy", "lint", "--policy", "typos.yaml"]);
+    assert_eq!(lint.status.code(), Some(1));
+    let lint = String::from_utf8(lint.stdout).unwrap();
+    // The same findings, word for word; lint adds its count line, run its closing sentence.
+    assert!(lint.starts_with(err.rsplit_once("error: could not use").unwrap().0));
+    assert!(lint.ends_with("3 errors, 0 warnings\n"), "{lint}");
+}
+
+#[test]
+fn a_missing_mount_folder_is_said_once_in_the_same_words_by_lint_and_run() {
+    let sb = Sandbox::new();
+    sb.write(
+        "policies/nomount.yaml",
+        "version: 1\nbudgets: { fuel: 1000, timeout_ms: 1000, memory_bytes: 1MiB }\nfilesystem:\n  mounts: [{ guest: /x, host: ./does-not-exist }]\n  rules: [{ id: r, effect: allow, ops: [read], paths: [\"/x/**\"] }]\n  quotas: { read_bytes: 1KiB }\n",
+    );
+    let run = sb.cli(&[
+        "run",
+        "--policy",
+        "policies/nomount.yaml",
+        "--plugin",
+        ALLOWED,
+    ]);
+    assert_policy_failure(&run, "error[missing-mount-folder]", 1);
+    let run_err = stderr(&run);
+    assert_eq!(run_err.matches("does-not-exist").count(), 2, "{run_err}");
+    let lint = sb.cli(&["policy", "lint", "--policy", "policies/nomount.yaml"]);
+    assert_eq!(lint.status.code(), Some(0), "a warning for lint");
+    let lint = String::from_utf8(lint.stdout).unwrap();
+    let body = |text: &str| -> String {
+        text.lines()
+            .filter(|l| {
+                !l.starts_with("error") && !l.starts_with("warning") && !l.contains(" errors, ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(lint.contains("warning[missing-mount-folder]: host folder `./does-not-exist` of mount `/x` does not exist"), "{lint}");
+    assert!(run_err.contains("error[missing-mount-folder]: host folder `./does-not-exist` of mount `/x` does not exist"), "{run_err}");
+    assert!(
+        body(&lint).starts_with(body(&run_err).trim_end()),
+        "lint:\n{lint}\nrun:\n{run_err}"
+    );
+    // --deny-warnings makes lint fail on it.
+    let strict = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/nomount.yaml",
+        "--deny-warnings",
+    ]);
+    assert_eq!(strict.status.code(), Some(1));
+    let clean = sb.cli(&["policy", "lint", "--policy", DEMO, "--deny-warnings"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+}
+
+#[test]
+fn entry_errors_list_the_exports_with_their_types_and_components_are_named() {
+    let sb = Sandbox::new();
+    sb.write(
+        "two.wat",
+        r#"(module (memory (export "mem") 1) (func (export "add") (param i32 i64) (result i32) (local.get 0)) (func (export "_start")))"#,
+    );
+    let out = sb.cli(&[
+        "run", "--policy", DEMO, "--plugin", "two.wat", "--entry", "add",
+    ]);
+    assert_start_failure(
+        &out,
+        "no exported function `add` of type `() -> ()`; its exports: `mem`: memory, `add`: (i32, i64) -> (i32), `_start`: () -> ()",
+    );
+    sb.write("component.wat", "(component)");
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "component.wat"]);
+    assert_start_failure(
+        &out,
+        "is a WebAssembly component; `sandbox-cli` runs core modules only",
+    );
+    assert!(!stderr(&out).contains("enable the feature"));
+}
+
+/// Every subcommand path of the CLI, for help and version checks.
+const SUBCOMMANDS: &[&[&str]] = &[
+    &["run"],
+    &["explain"],
+    &["policy", "lint"],
+    &["policy", "template"],
+    &["policy", "schema"],
+    &["policy", "learn"],
+    &["policy", "diff"],
+    &["policy", "replay"],
+    &["report", "verify"],
+    &["completions"],
+    &["cache", "list"],
+    &["cache", "clean"],
+];
+
+#[test]
+fn every_flag_has_help_and_every_subcommand_knows_the_version() {
+    let sb = Sandbox::new();
+    let version = format!(" {}\n", env!("CARGO_PKG_VERSION"));
+    for path in SUBCOMMANDS {
+        let out = sb.cli(&[&path[..], &["--version"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{path:?}: {}", stderr(&out));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            printed.starts_with("sandbox-cli") && printed.ends_with(&version),
+            "{path:?}: {printed}"
+        );
+        // `-h`: one line per flag, its help beside it.
+        let out = sb.cli(&[&path[..], &["-h"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{path:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("--") || (trimmed.starts_with('-') && trimmed.len() > 1) {
+                // `--flag <VALUE>  text`: a flag without help has nothing after its name.
+                assert!(
+                    trimmed.contains("  "),
+                    "{path:?}: flag without help: `{line}`"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sb.cli(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("sandbox-cli"), "{shell}");
+        assert!(
+            script.contains("deny-warnings"),
+            "{shell}: the lint flag is completed"
+        );
+    }
+    assert_eq!(sb.cli(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn sarif_names_the_tool_version_and_each_rule_has_help() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/noisy.yaml",
+        "--format",
+        "sarif",
+    ]);
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let driver = &sarif["runs"][0]["tool"]["driver"];
+    assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+    let rules = driver["rules"].as_array().unwrap();
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let help = rule["help"]["text"].as_str().unwrap();
+        assert!(!help.is_empty(), "{rule}");
+    }
+}
+
+#[test]
+fn cache_list_and_clean_show_and_remove_the_compiled_modules() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&["cache", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(": 0 entries, 0 bytes"));
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", ALLOWED]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sb.cache_entries().len(), 1);
+    let out = sb.cli(&["cache", "list"]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(list.contains(": 1 entry, "), "{list}");
+    assert!(
+        list.contains(".cwasm") && list.contains("seconds old"),
+        "{list}"
+    );
+    let out = sb.cli(&["cache", "clean"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("removed 1 entry ("));
+    assert!(sb.cache_entries().is_empty());
 }
