@@ -128,8 +128,11 @@ pub struct ExplainArgs {
     )]
     pub report_file: Option<PathBuf>,
     /// Which event (0-based)
-    #[arg(long, required_unless_present = "event_json")]
+    #[arg(long, required_unless_present_any = ["event_json", "all"], conflicts_with = "all")]
     pub event_index: Option<usize>,
+    /// Explain every deny of the report
+    #[arg(long, requires = "report_file")]
+    pub all: bool,
     /// One event saved on its own as JSON
     #[arg(long)]
     pub event_json: Option<PathBuf>,
@@ -158,6 +161,26 @@ pub enum PolicyCommand {
     Diff(DiffArgs),
     /// Decide every request of a report again under another policy, without running anything
     Replay(ReplayArgs),
+    /// Merge the changes `explain` suggests for a report's denies into a policy, write it, and
+    /// prove it by replaying the report (exit 1 when a chosen deny is still denied)
+    Fix(FixArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FixArgs {
+    /// The policy to start from (it is not changed)
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The report whose denies to fix
+    #[arg(long, visible_alias = "report")]
+    pub report_file: PathBuf,
+    /// Where to write the fixed policy
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Which denies (0-based, comma-separated; default: every deny). A write to a read-only
+    /// mount is fixed (the mount made `rw`) only when named here
+    #[arg(long, value_delimiter = ',')]
+    pub event_index: Vec<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -32,6 +32,7 @@ mod args;
 mod cache_cmd;
 mod change_cmd;
 mod explain;
+mod fix_cmd;
 mod learn_cmd;
 mod output;
 mod policy_cmd;

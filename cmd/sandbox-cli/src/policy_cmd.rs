@@ -19,6 +19,7 @@ pub fn dispatch(command: PolicyCommand) -> anyhow::Result<Exit> {
         PolicyCommand::Learn(a) => crate::learn_cmd::learn(a),
         PolicyCommand::Diff(a) => crate::change_cmd::diff(a),
         PolicyCommand::Replay(a) => crate::change_cmd::replay(a),
+        PolicyCommand::Fix(a) => crate::fix_cmd::fix(a),
     }
 }
 

@@ -548,7 +548,7 @@ fn explain_names_the_rule_the_policy_line_and_the_fix() {
     assert_eq!(json["rule_id"], "filesystem.default");
     let yaml = json["suggestion"]["yaml"].as_str().unwrap();
     assert!(
-        yaml.contains("ops: [create]") && yaml.contains("\"/out/notes.txt\""),
+        yaml.contains("ops: [write, create]") && yaml.contains("\"/out/notes.txt\""),
         "{yaml}"
     );
 }
@@ -2156,4 +2156,191 @@ fn cache_list_and_clean_show_and_remove_the_compiled_modules() {
         .unwrap()
         .starts_with("removed 1 entry ("));
     assert!(sb.cache_entries().is_empty());
+}
+
+// ---- explain: the whole change; policy fix ----
+
+#[test]
+fn explain_all_explains_every_deny_and_a_missing_policy_is_said_plainly() {
+    let sb = Sandbox::new();
+    let (_, report, _) = sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    let denies = report["summary"]["denied"].as_u64().unwrap() as usize;
+    let out = sb.cli(&["explain", "--report-file", "report.json", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("{denies} denies in `report.json`\n")),
+        "{text}"
+    );
+    assert_eq!(text.matches(" denied\n").count(), denies, "{text}");
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "report.json",
+        "--all",
+        "--format",
+        "json",
+    ]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), denies);
+    // From another folder the report's relative policy path does not resolve: said plainly,
+    // and no deny is explained as a built-in default.
+    std::fs::create_dir(sb.path("elsewhere")).unwrap();
+    std::fs::copy(sb.path("report.json"), sb.path("elsewhere/r.json")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+        .args(["explain", "--report-file", "r.json", "--event-index", "5"])
+        .current_dir(sb.path("elsewhere"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("policy:  `policies/demo.yaml` cannot be found from here"),
+        "{text}"
+    );
+    assert!(text.contains("give `--policy`"), "{text}");
+    assert!(!text.contains("built-in default"), "{text}");
+}
+
+#[test]
+fn explain_suggests_the_whole_change_a_deny_needs() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    let suggestion = |index: &str| -> String {
+        let out = sb.cli(&[
+            "explain",
+            "--report-file",
+            "report.json",
+            "--event-index",
+            index,
+            "--format",
+            "json",
+        ]);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["suggestion"]["yaml"].as_str().unwrap().to_owned()
+    };
+    // A write on a read-only mount: the mount and the rule together.
+    let yaml = suggestion("4");
+    assert!(yaml.contains("mode: rw"), "{yaml}");
+    assert!(
+        yaml.contains("ops: [write, create], paths: [\"/data/hello.txt\"]"),
+        "{yaml}"
+    );
+    // A quota: headroom, and the policy's other quota kept in the flow map.
+    let yaml = suggestion("7");
+    assert_eq!(
+        yaml,
+        "filesystem:\n  quotas: { read_bytes: 1MiB, write_bytes: 88KiB }\n"
+    );
+    // A new file: create and write together.
+    assert!(suggestion("5").contains("ops: [write, create]"));
+}
+
+#[test]
+fn policy_fix_merges_the_changes_keeps_comments_and_proves_them_by_replay() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    // `sb.run` writes `report.json` each time: keep this run's report apart.
+    std::fs::copy(sb.path("report.json"), sb.path("denied.json")).unwrap();
+    let before = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        DEMO,
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/fixed.yaml",
+        "--event-index",
+        "4,5,7",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("replay of `denied.json` under it: 3 of 3 denies now allowed"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path(DEMO)).unwrap(),
+        before,
+        "the input policy is untouched"
+    );
+    let fixed = std::fs::read_to_string(sb.path("policies/fixed.yaml")).unwrap();
+    // Every comment of the original is still there.
+    for comment in before.lines().filter(|l| l.trim_start().starts_with('#')) {
+        assert!(fixed.contains(comment), "lost `{comment}`");
+    }
+    assert!(
+        fixed.contains("read_bytes: 1MiB, write_bytes: 88KiB"),
+        "{fixed}"
+    );
+    assert!(
+        fixed.contains("{ guest: /data, host: ./fixtures/data, mode: rw }"),
+        "{fixed}"
+    );
+    // The rerun under the fixed policy has none of those denies.
+    let (code, rerun, _) = sb.run("policies/fixed.yaml", DENY_HEAVY, &["--quiet"]);
+    assert_eq!(code, 0);
+    for seq in [4, 5, 7] {
+        let e = &rerun["events"].as_array().unwrap();
+        let path = &report_path_of(&sb, seq);
+        assert!(
+            e.iter()
+                .any(|e| &e["context"]["path"] == path && e["decision"] == "allow"),
+            "event {seq} ({path}) is still denied"
+        );
+    }
+    // Every deny by default: the deliberate deny rule and what no rule can allow stay, listed.
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        DEMO,
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/all.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("event 2: left denied: deny rule `no-secrets` matched it on purpose"),
+        "{said}"
+    );
+    assert!(
+        said.contains("event 4: left denied: its mount is read-only"),
+        "{said}"
+    );
+    // A fix that cannot work exits 1: a policy whose deny rule the fix cannot see past.
+    sb.demo_variant(
+        "policies/blocked.yaml",
+        "  quotas: { read_bytes",
+        "    - { id: no-out, effect: deny, ops: [write, create, delete, list], paths: [\"/out/**\"] }\n  quotas: { read_bytes",
+    );
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        "policies/blocked.yaml",
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/still.yaml",
+        "--event-index",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("still denies 1 of the chosen"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The path of event `seq` of `denied.json`.
+fn report_path_of(sb: &Sandbox, seq: usize) -> Value {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("denied.json")).unwrap()).unwrap();
+    report["events"][seq]["context"]["path"].clone()
 }
