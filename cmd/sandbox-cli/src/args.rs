@@ -201,6 +201,10 @@ pub struct LearnArgs {
     /// The exported function to call
     #[arg(long, default_value = "_start")]
     pub entry: String,
+    /// Write the policy even when the run taught nothing usable (no events, every file
+    /// request outside the base policy's mounts, or an outcome other than `completed`)
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Arguments for the guest (after `--`), as for `run`
     #[arg(last = true)]
     pub args: Vec<String>,

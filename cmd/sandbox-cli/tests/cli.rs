@@ -1254,10 +1254,16 @@ fn policy_learn_from_the_strict_template_grants_nothing_outside_mounts() {
             DENY_HEAVY,
             "--output",
             "strict-learned.yaml",
+            "--allow-empty",
             "--",
             "a",
             "b",
         ],
+    );
+    assert!(
+        stderr(&out).contains("warning: the learning run made 12 filesystem requests, none inside the base policy's mounts"),
+        "{}",
+        stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 filesystem rules, 0 network rules"));
     let text = std::fs::read_to_string(sb.path("strict-learned.yaml")).unwrap();
@@ -2343,4 +2349,119 @@ fn report_path_of(sb: &Sandbox, seq: usize) -> Value {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(sb.path("denied.json")).unwrap()).unwrap();
     report["events"][seq]["context"]["path"].clone()
+}
+
+// ---- safe learning ----
+
+#[test]
+fn policy_learn_refuses_a_run_that_taught_nothing_unless_allow_empty() {
+    let sb = Sandbox::new();
+    sb.write("noop.wat", r#"(module (func (export "_start")))"#);
+    for (args, needle) in [
+        (
+            vec!["--plugin", DENY_HEAVY],
+            "made 12 filesystem requests, none inside the base policy's mounts",
+        ),
+        (
+            vec!["--plugin", "noop.wat", "--policy", DEMO],
+            "recorded no events",
+        ),
+        (
+            vec![
+                "--plugin",
+                "examples/plugins/spin_forever.wat",
+                "--policy",
+                DEMO,
+            ],
+            "ended `fuel_exhausted`",
+        ),
+    ] {
+        let mut all = vec!["policy", "learn", "--output", "out.yaml"];
+        all.extend_from_slice(&args);
+        let out = sb.cli(&all);
+        assert_start_failure(&out, needle);
+        assert!(
+            stderr(&out).contains("give `--allow-empty`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!sb.path("out.yaml").exists(), "{args:?}: written anyway");
+        all.push("--allow-empty");
+        let out = sb.cli(&all);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("warning: the learning run {needle}")));
+        std::fs::remove_file(sb.path("out.yaml")).unwrap();
+    }
+}
+
+#[test]
+fn policy_learn_grants_create_with_write_so_the_policy_works_on_a_clean_folder() {
+    let sb = Sandbox::new();
+    // The file exists during learning: the run only writes it, never creates it.
+    sb.write(RESULT_LOG, "old\n");
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            ALLOWED,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("learned policy written"));
+    let learned = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    assert!(
+        learned.contains(r#"ops: [write, create], paths: ["/out/result.log"]"#),
+        "{learned}"
+    );
+    // On a clean folder the file must be created: no deny.
+    std::fs::remove_file(sb.path(RESULT_LOG)).unwrap();
+    let (code, report, _) = sb.run("learned.yaml", ALLOWED, &["--quiet"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["denied"], 0, "{}", report["events"]);
+}
+
+#[test]
+fn policy_learn_marks_every_grant_beyond_the_base_policy_for_review() {
+    let sb = Sandbox::new();
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    let learned = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    let lines: Vec<&str> = learned.lines().collect();
+    let mut rules = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(id) = line
+            .trim_start()
+            .strip_prefix("- { id: ")
+            .and_then(|rest| rest.split(',').next())
+        else {
+            continue;
+        };
+        if lines.iter().all(|l| !l.contains("- { guest:")) || !line.contains("ops:") {
+            continue;
+        }
+        rules += 1;
+        // Every learned rule here allows something the demo policy denied.
+        assert!(
+            lines[i - 1].trim_start().starts_with("# REVIEW: "),
+            "rule `{id}` is not marked:\n{learned}"
+        );
+        let listed = said.contains(&format!("review: rule `{id}` allows "))
+            || lines[i - 1].contains("deny rule");
+        assert!(listed, "rule `{id}` is not in the summary:\n{said}");
+    }
+    assert_eq!(rules, 4, "{learned}");
+    assert_eq!(lint_json(&sb, "learned.yaml")["errors"], 0);
 }
