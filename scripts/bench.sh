@@ -41,9 +41,9 @@ if [[ -n "${SANDBOX_CLI:-}" ]]; then
     fi
     build="${SANDBOX_CLI_BUILD:-given}"
 else
-    echo "bench: building the release binary (cargo build --release --locked -p sandbox-cli)" >&2
-    (cd "$repo" && cargo build --release --locked -p sandbox-cli >&2)
-    cli="$repo/target/release/sandbox-cli"
+    # shellcheck source=scripts/cli_path.sh
+    source "$repo/scripts/cli_path.sh"
+    build_cli "$repo" || exit 1
     build="release"
 fi
 [[ -x "$cli" ]] || { echo "bench: \`$cli\` is not an executable" >&2; exit 1; }

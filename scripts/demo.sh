@@ -18,12 +18,10 @@ show() {
     "$@"
 }
 
-if [[ -z "${SANDBOX_CLI:-}" ]]; then
-    section "build (cargo build --release --locked -p sandbox-cli)"
-    (cd "$repo" && cargo build --release --locked -p sandbox-cli)
-    SANDBOX_CLI="$repo/target/release/sandbox-cli"
-fi
-cli="$(cd "$(dirname "$SANDBOX_CLI")" && pwd)/$(basename "$SANDBOX_CLI")"
+# shellcheck source=scripts/cli_path.sh
+source "$repo/scripts/cli_path.sh"
+section "build"
+build_cli "$repo"
 sandbox-cli() { "$cli" "$@"; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-demo.XXXXXX")"

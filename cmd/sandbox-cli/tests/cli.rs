@@ -237,6 +237,8 @@ fn capability_allowed_completes_with_no_deny_and_writes_the_file() {
 #[test]
 fn deny_heavy_is_denied_a_dozen_ways_and_changes_nothing() {
     let sb = Sandbox::new();
+    // The file the plugin tries to delete (not shipped: a README command must not lose it).
+    sb.write("policies/fixtures/out/.keep", "keep me\n");
     let (code, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
     assert_eq!(code, 0);
     assert_eq!(report["outcome"]["status"], "completed");
@@ -317,12 +319,9 @@ fn spinning_plugin_exhausts_its_fuel() {
 #[test]
 fn spinning_plugin_with_ample_fuel_hits_the_wall_clock_timeout() {
     let sb = Sandbox::new();
-    sb.write(
-        "policies/slow.yaml",
-        "version: 1\nbudgets: { fuel: 1_000_000_000_000, timeout_ms: 200, memory_bytes: 1MiB }\n",
-    );
+    // The shipped policy of the README's outcome table.
     let (code, report, _) = sb.run(
-        "policies/slow.yaml",
+        "policies/timeout.yaml",
         "examples/plugins/spin_forever.wat",
         &[],
     );
@@ -2464,4 +2463,218 @@ fn policy_learn_marks_every_grant_beyond_the_base_policy_for_review() {
     }
     assert_eq!(rules, 4, "{learned}");
     assert_eq!(lint_json(&sb, "learned.yaml")["errors"], 0);
+}
+
+// ---- the README as a test ----
+
+/// A command of the README: `$ ` commands with the output shown under them, or a plain
+/// command block's line (which must succeed).
+#[derive(Debug)]
+struct ReadmeCommand {
+    line: usize,
+    command: String,
+    /// `None` for a plain command (its output is not shown in the README).
+    expected: Option<Vec<String>>,
+}
+
+/// Every command in the README's indented code blocks (fenced blocks are code, not commands),
+/// with `\` continuations joined.
+fn readme_commands(readme: &str) -> Vec<ReadmeCommand> {
+    let mut commands: Vec<ReadmeCommand> = Vec::new();
+    let mut in_fence = false;
+    let mut in_block = false;
+    let mut plain_block = false;
+    let mut continuing = false;
+    let mut prev_blank = true;
+    for (i, raw) in readme.lines().enumerate() {
+        if raw.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        let code = raw.strip_prefix("    ").filter(|_| !in_fence);
+        match code {
+            Some(text) if in_block || prev_blank => {
+                if !in_block {
+                    in_block = true;
+                    plain_block = !text.starts_with("$ ");
+                }
+                if continuing {
+                    let last = commands.last_mut().unwrap();
+                    last.command.push(' ');
+                    last.command
+                        .push_str(text.trim().trim_end_matches('\\').trim_end());
+                } else if let Some(cmd) = text.strip_prefix("$ ") {
+                    commands.push(ReadmeCommand {
+                        line: i + 1,
+                        command: cmd.trim_end_matches('\\').trim_end().to_owned(),
+                        expected: Some(Vec::new()),
+                    });
+                } else if plain_block {
+                    commands.push(ReadmeCommand {
+                        line: i + 1,
+                        command: text.trim_end_matches('\\').trim_end().to_owned(),
+                        expected: None,
+                    });
+                } else if let Some(last) = commands.last_mut() {
+                    last.expected.as_mut().unwrap().push(text.to_owned());
+                }
+                continuing = text.ends_with('\\');
+            }
+            _ => {
+                in_block = false;
+                continuing = false;
+            }
+        }
+        prev_blank = raw.trim().is_empty();
+    }
+    commands
+}
+
+/// Whether `actual` matches `expected`, where a `...` line stands for any lines (or none).
+fn lines_match(expected: &[String], actual: &[&str]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => {
+            (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => actual
+            .split_first()
+            .is_some_and(|(a, more)| a.trim_end() == first.trim_end() && lines_match(rest, more)),
+    }
+}
+
+/// Commands of the README the test does not run, with why; any other command must run.
+const README_NOT_RUN: &[(&str, &str)] = &[
+    ("./scripts/test.sh", "it is this test suite"),
+    (
+        "rustup target add wasm32-wasip1",
+        "installed before the tests run",
+    ),
+    (
+        "cargo build --release --target wasm32-wasip1 --manifest-path examples/guests/Cargo.toml",
+        "the tests build the guests (the WASI tests' `guest`) and copy them in",
+    ),
+];
+
+#[test]
+fn every_readme_command_runs_and_prints_what_the_readme_shows() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let commands = readme_commands(&readme);
+    assert!(commands.len() >= 10, "{commands:#?}");
+    let sb = Sandbox::new();
+    // The Rust guests, where the README's commands look for them.
+    let built = Path::new(&wasi::guest("copy")).parent().unwrap().to_owned();
+    let guests = sb.path("examples/guests/target/wasm32-wasip1/release");
+    std::fs::create_dir_all(&guests).unwrap();
+    for entry in std::fs::read_dir(&built).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, guests.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // `sandbox-cli` on PATH, as after `cargo install`.
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sandbox-cli"), bin.join("sandbox-cli")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tracked = shipped_hashes(sb.dir.path());
+    let mut ran = 0;
+    for cmd in &commands {
+        if let Some((_, why)) = README_NOT_RUN.iter().find(|(c, _)| *c == cmd.command) {
+            assert!(!why.is_empty());
+            continue;
+        }
+        let shell = cmd
+            .command
+            .strip_prefix("cargo run -p sandbox-cli -- ")
+            .map(|rest| format!("sandbox-cli {rest}"))
+            .unwrap_or_else(|| cmd.command.clone());
+        let out = Command::new("sh")
+            .args(["-c", &shell])
+            .current_dir(sb.dir.path())
+            .env("PATH", &path)
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        ran += 1;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "README line {}: `{}` failed: {}",
+            cmd.line,
+            cmd.command,
+            stderr(&out)
+        );
+        let Some(expected) = &cmd.expected else {
+            continue;
+        };
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let actual: Vec<&str> = printed.lines().collect();
+        assert!(
+            lines_match(expected, &actual),
+            "README line {}: `{}` printed\n{printed}\nbut the README shows\n{}",
+            cmd.line,
+            cmd.command,
+            expected.join("\n")
+        );
+    }
+    assert!(ran >= 8, "only {ran} README commands ran");
+    // No README command changed a shipped file.
+    assert_eq!(
+        shipped_hashes(sb.dir.path()),
+        tracked,
+        "a README command changed a file the repository ships"
+    );
+    for (c, _) in README_NOT_RUN {
+        assert!(
+            commands.iter().any(|cmd| cmd.command == *c),
+            "`{c}` is no longer in the README: drop it from README_NOT_RUN"
+        );
+    }
+}
+
+/// (path, SHA-256) of every file git tracks under `policies/` and `examples/plugins/`, as the
+/// copy in `root` holds it now ("missing" when a command deleted it).
+fn shipped_hashes(root: &Path) -> Vec<(String, String)> {
+    let out = Command::new("git")
+        .args(["ls-files", "-z", "policies", "examples/plugins"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git ls-files failed");
+    let files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(files.iter().any(|f| f == DEMO), "{files:?}");
+    files
+        .into_iter()
+        .map(|f| {
+            let hash = match std::fs::read(root.join(&f)) {
+                Ok(bytes) => sandbox_runtime::sha256_hex(&bytes),
+                Err(_) => "missing".to_owned(),
+            };
+            (f, hash)
+        })
+        .collect()
+}
+
+#[test]
+fn readme_lines_match_with_elision() {
+    let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(lines_match(&e(&["a", "...", "d"]), &["a", "b", "c", "d"]));
+    assert!(lines_match(&e(&["a", "...", "d"]), &["a", "d"]));
+    assert!(!lines_match(&e(&["a", "d"]), &["a", "b", "d"]));
+    assert!(!lines_match(&e(&["a", "..."]), &["b"]));
 }
