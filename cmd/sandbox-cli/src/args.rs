@@ -201,6 +201,10 @@ pub struct LearnArgs {
     /// The exported function to call
     #[arg(long, default_value = "_start")]
     pub entry: String,
+    /// Turn each rule's exact file paths into the narrowest folder glob (`/out/a.log` and
+    /// `/out/b.log` become `/out/*`), and say what that widens
+    #[arg(long)]
+    pub generalize: bool,
     /// Write the policy even when the run taught nothing usable (no events, every file
     /// request outside the base policy's mounts, or an outcome other than `completed`)
     #[arg(long)]

@@ -89,6 +89,76 @@ fn absolute_mount_hosts(policy: &Policy) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
+/// `--generalize`: each filesystem rule's file paths become the narrowest folder glob
+/// (`parent/*`); a path whose folder is the guest root, and a rule that only lists folders,
+/// stay exact. Returns the text and one line per widened rule saying what it now allows.
+fn generalize(text: &str, learned: &Learned) -> (String, Vec<String>) {
+    use std::collections::BTreeSet;
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut said = Vec::new();
+    for rule in &learned.fs_rules {
+        let only_list = rule.ops.iter().all(|op| op.as_str() == "list");
+        if only_list {
+            continue;
+        }
+        let mut globs = BTreeSet::new();
+        let mut widened = BTreeSet::new();
+        for path in &rule.paths {
+            match path.rsplit_once('/') {
+                Some((folder, _)) if !folder.is_empty() => {
+                    globs.insert(format!("{folder}/*"));
+                    widened.insert(folder.to_owned());
+                }
+                _ => {
+                    globs.insert(path.clone());
+                }
+            }
+        }
+        if widened.is_empty() {
+            continue;
+        }
+        let head = format!("- {{ id: {},", rule.id);
+        let Some(at) = lines.iter().position(|l| l.trim_start().starts_with(&head)) else {
+            continue;
+        };
+        let Some(start) = lines[at].find("paths: [") else {
+            continue;
+        };
+        let Some(len) = lines[at][start..].find(']') else {
+            continue;
+        };
+        let quoted: Vec<String> = globs.iter().map(|g| crate::text::yaml_quoted(g)).collect();
+        let ops: Vec<&str> = rule.ops.iter().map(|op| op.as_str()).collect();
+        let folders: Vec<String> = widened.iter().map(|f| format!("`{f}`")).collect();
+        let what = format!(
+            "rule `{}` now allows {} on every file directly in {} (it named {})",
+            rule.id,
+            ops.join(", "),
+            folders.join(", "),
+            rule.paths
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let line = lines[at].clone();
+        lines[at] = format!(
+            "{}paths: [{}]{}",
+            &line[..start],
+            quoted.join(", "),
+            &line[start + len + 1..]
+        );
+        let pad = " ".repeat(line.len() - line.trim_start().len());
+        lines.insert(at, format!("{pad}# REVIEW: generalized: {what}"));
+        said.push(what);
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    (out, said)
+}
+
 /// Marks every learned rule that allows what the base policy denied with a `# REVIEW:` line
 /// above it (rules already marked for overriding a deny rule keep their own mark). Returns
 /// the text and one line per marked rule for the summary.
@@ -234,6 +304,10 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
     let learned = learn_policy(&base, &observed(&report), &source);
 
     let (text, beyond) = mark_beyond_base(&learned, &report);
+    let (text, widened) = match args.generalize {
+        true => generalize(&text, &learned),
+        false => (text, Vec::new()),
+    };
     // The learned file must be a policy that runs and lints clean; anything else is a bug here.
     let folder = args
         .output
@@ -300,6 +374,9 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
         ));
     }
     out!("{}", neutralize(&out));
+    for line in &widened {
+        out!("  generalized: {}\n", neutralize(line));
+    }
     for line in &beyond {
         out!("  review: {}\n", neutralize(line));
     }

@@ -2678,3 +2678,40 @@ fn readme_lines_match_with_elision() {
     assert!(!lines_match(&e(&["a", "d"]), &["a", "b", "d"]));
     assert!(!lines_match(&e(&["a", "..."]), &["b"]));
 }
+
+#[test]
+fn policy_learn_generalize_names_folders_and_says_what_that_widens() {
+    let sb = Sandbox::new();
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "policies/general.yaml",
+            "--generalize",
+        ],
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("generalized: rule `write-create-out` now allows write, create on every file directly in `/out` (it named `/out/big.log`, `/out/notes.txt`)"),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(sb.path("policies/general.yaml")).unwrap();
+    assert!(
+        text.contains(r#"ops: [write, create], paths: ["/out/*"] }"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("# REVIEW: generalized: rule `write-create-out`"),
+        "{text}"
+    );
+    // A rule that only lists a folder stays exact.
+    assert!(text.contains(r#"ops: [list], paths: ["/out"] }"#), "{text}");
+    assert_eq!(lint_json(&sb, "policies/general.yaml")["errors"], 0);
+    let (code, rerun, _) = sb.run("policies/general.yaml", DENY_HEAVY, &["--quiet"]);
+    assert_eq!(code, 0);
+    assert!(grantable_denies(&rerun).is_empty(), "{}", rerun["events"]);
+}
