@@ -438,25 +438,45 @@ pub fn parse_policy(text: &str, base_dir: &Path) -> Result<Policy, PolicyErrors>
             errors: vec![error],
         });
     }
-    // Every unknown key at once; the typed pass below stops at the first mistake.
+    // Every unknown key at once; the typed pass stops at the first mistake of its kind.
     let mut structural = Vec::new();
     let options = serde_saphyr::options! { with_snippet: false };
     if let Ok(node) = serde_saphyr::from_str_with_options::<Node>(text, options) {
         unknown_keys(&node, "", &mut structural);
     }
-    let options = serde_saphyr::options! { with_snippet: false };
-    let raw: RawPolicy = match serde_saphyr::from_str_with_options(text, options) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let first = yaml_error(&e);
-            // An unknown key is already among `structural`, with a suggestion.
-            if first.kind != PolicyErrorKind::UnknownKey || structural.is_empty() {
-                structural.push(first);
+    match typed(text, base_dir) {
+        Ok(policy) if structural.is_empty() => Ok(policy),
+        Ok(_) => Err(PolicyErrors { errors: structural }),
+        Err(errors) => {
+            let unknown_first = errors.first().map(|e| e.kind) == Some(PolicyErrorKind::UnknownKey);
+            if !unknown_first || structural.is_empty() {
+                structural.extend(errors);
+            } else {
+                // With the unknown keys' lines blanked, the rest of the policy is checked too,
+                // so one pass reports every mistake it can.
+                let blanked = blank_unknown_keys(text, &structural);
+                if blanked != text {
+                    if let Err(more) = typed(&blanked, base_dir) {
+                        structural.extend(
+                            more.into_iter()
+                                .filter(|e| e.kind != PolicyErrorKind::UnknownKey),
+                        );
+                    }
+                }
             }
             structural.sort_by_key(|e| (e.span.line, e.span.column));
-            return Err(PolicyErrors { errors: structural });
+            structural.dedup();
+            Err(PolicyErrors { errors: structural })
         }
-    };
+    }
+}
+
+/// The typed pass and validation: every mistake the validator finds, or the first one the
+/// YAML-to-types step stops at.
+fn typed(text: &str, base_dir: &Path) -> Result<Policy, Vec<PolicyError>> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    let raw: RawPolicy =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| vec![yaml_error(&e)])?;
     let mut v = Validator {
         errors: Vec::new(),
         rule_ids: HashSet::new(),
@@ -466,8 +486,40 @@ pub fn parse_policy(text: &str, base_dir: &Path) -> Result<Policy, PolicyErrors>
         Ok(policy)
     } else {
         v.errors.sort_by_key(|e| (e.span.line, e.span.column));
-        Err(PolicyErrors { errors: v.errors })
+        Err(v.errors)
     }
+}
+
+/// `text` with each unknown key written in block style (first on its line) blanked out with
+/// its indented value, line numbers kept. Keys inside a flow map stay.
+fn blank_unknown_keys(text: &str, errors: &[PolicyError]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for e in errors
+        .iter()
+        .filter(|e| e.kind == PolicyErrorKind::UnknownKey)
+    {
+        let Some(at) = (e.span.line as usize).checked_sub(1) else {
+            continue;
+        };
+        let Some(line) = lines.get(at) else { continue };
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if e.span.column as usize != indent + 1 || line.trim_start().starts_with('-') {
+            continue;
+        }
+        lines[at].clear();
+        for next in lines.iter_mut().skip(at + 1) {
+            let inner = next.len() - next.trim_start_matches(' ').len();
+            if !next.trim().is_empty() && inner <= indent {
+                break;
+            }
+            next.clear();
+        }
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 fn yaml_error(error: &serde_saphyr::Error) -> PolicyError {
@@ -1043,6 +1095,25 @@ mod tests {
         assert!(found[1].2.starts_with("did you mean `mode`?"));
         assert!(found[2].2.starts_with("did you mean `fuel`?"));
         assert_eq!(errors[2].message, "unknown key `fule` in `budgets`");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_reported_in_one_pass() {
+        let errors = errors(
+            "version: 1\nfilesytem:\n  mounts: []\nmode: audti\nbudgets:\n  fuel: lots\n  colour: red\n",
+        );
+        let found: Vec<(PolicyErrorKind, u32)> =
+            errors.iter().map(|e| (e.kind, e.span.line)).collect();
+        assert_eq!(
+            found,
+            [
+                (PolicyErrorKind::UnknownKey, 2),
+                (PolicyErrorKind::InvalidValue, 4),
+                (PolicyErrorKind::InvalidSize, 6),
+                (PolicyErrorKind::UnknownKey, 7),
+            ],
+            "{errors:?}"
+        );
     }
 
     #[test]
