@@ -8,6 +8,8 @@
 #
 # Everything runs on a temporary copy of policies/ and examples/: the checkout is not written.
 set -euo pipefail
+# `run` passes a piped stdin to the plugin, reading it to its end first: the scripts give it none.
+exec </dev/null
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi

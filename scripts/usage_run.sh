@@ -19,6 +19,8 @@
 # policy_lint_clean.json, policy_lint_noisy.json, templates/*.yaml, learned_policy.yaml,
 # learned_rerun_report.json, replay_learned.json, policy_diff.txt, benchmark.json, summary.md.
 set -euo pipefail
+# `run` passes a piped stdin to the plugin, reading it to its end first: the scripts give it none.
+exec </dev/null
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_TESTS="${RUN_TESTS:-1}"
