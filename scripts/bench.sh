@@ -12,6 +12,8 @@
 #
 # To add a case, add a `bench_case NAME EXPECTED_EXIT COMMAND...` line to `cases` below.
 set -euo pipefail
+# `run` passes a piped stdin to the plugin, reading it to its end first: the scripts give it none.
+exec </dev/null
 # Decimal points, not commas, in bash's clock, sort and awk.
 export LC_ALL=C
 
@@ -41,9 +43,9 @@ if [[ -n "${SANDBOX_CLI:-}" ]]; then
     fi
     build="${SANDBOX_CLI_BUILD:-given}"
 else
-    echo "bench: building the release binary (cargo build --release --locked -p sandbox-cli)" >&2
-    (cd "$repo" && cargo build --release --locked -p sandbox-cli >&2)
-    cli="$repo/target/release/sandbox-cli"
+    # shellcheck source=scripts/cli_path.sh
+    source "$repo/scripts/cli_path.sh"
+    build_cli "$repo" || exit 1
     build="release"
 fi
 [[ -x "$cli" ]] || { echo "bench: \`$cli\` is not an executable" >&2; exit 1; }

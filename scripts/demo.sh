@@ -8,6 +8,8 @@
 #
 # Everything runs on a temporary copy of policies/ and examples/: the checkout is not written.
 set -euo pipefail
+# `run` passes a piped stdin to the plugin, reading it to its end first: the scripts give it none.
+exec </dev/null
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
@@ -18,12 +20,10 @@ show() {
     "$@"
 }
 
-if [[ -z "${SANDBOX_CLI:-}" ]]; then
-    section "build (cargo build --release --locked -p sandbox-cli)"
-    (cd "$repo" && cargo build --release --locked -p sandbox-cli)
-    SANDBOX_CLI="$repo/target/release/sandbox-cli"
-fi
-cli="$(cd "$(dirname "$SANDBOX_CLI")" && pwd)/$(basename "$SANDBOX_CLI")"
+# shellcheck source=scripts/cli_path.sh
+source "$repo/scripts/cli_path.sh"
+section "build"
+build_cli "$repo"
 sandbox-cli() { "$cli" "$@"; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sandbox-demo.XXXXXX")"

@@ -10,7 +10,8 @@
 #                      benchmark.json is still written: a 3-iteration snapshot of the binary
 #                      used here, marked as a snapshot, not a measurement
 #   ITERATIONS=N       benchmark runs per case with RUN_BENCH=1 (default 20)
-#   SANDBOX_CLI=PATH   the binary to use (default: cargo build --locked -p sandbox-cli)
+#   SANDBOX_CLI=PATH   the binary to use (default: cargo build --release --locked -p sandbox-cli,
+#                      into CARGO_TARGET_DIR when set; the same build demo.sh and bench.sh use)
 #
 # Fast mode, as CI runs it: RUN_TESTS=0 RUN_BENCH=0 ./scripts/usage_run.sh
 #
@@ -18,6 +19,8 @@
 # policy_lint_clean.json, policy_lint_noisy.json, templates/*.yaml, learned_policy.yaml,
 # learned_rerun_report.json, replay_learned.json, policy_diff.txt, benchmark.json, summary.md.
 set -euo pipefail
+# `run` passes a piped stdin to the plugin, reading it to its end first: the scripts give it none.
+exec </dev/null
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_TESTS="${RUN_TESTS:-1}"
@@ -125,9 +128,10 @@ if [[ -n "${SANDBOX_CLI:-}" ]]; then
     [[ -x "$cli" ]] || fail "SANDBOX_CLI=\`$SANDBOX_CLI\` is not an executable"
     ok "given: \`$cli\`"
 else
-    expect 0 cargo build --locked -p sandbox-cli --manifest-path "$repo/Cargo.toml"
-    cli="$repo/target/debug/sandbox-cli"
-    ok "cargo build --locked -p sandbox-cli"
+    # shellcheck source=scripts/cli_path.sh
+    source "$repo/scripts/cli_path.sh"
+    expect 0 build_cli "$repo"
+    ok "cargo build --release --locked -p sandbox-cli: \`$cli\`"
 fi
 
 # Plugins run on a copy of policies/ and examples/: learn really performs what it observes.
@@ -220,8 +224,10 @@ ok "policy_diff.txt"
 
 if [[ "$RUN_BENCH" == 1 ]]; then
     step "benchmark (scripts/bench.sh, release build, ITERATIONS=$ITERATIONS)"
-    expect 0 env -u SANDBOX_CLI ITERATIONS="$ITERATIONS" BENCH_JSON="$artifacts/benchmark.json" \
-        "$repo/scripts/bench.sh"
+    build_label=release
+    [[ -z "${SANDBOX_CLI:-}" ]] || build_label=given
+    expect 0 env SANDBOX_CLI="$cli" SANDBOX_CLI_BUILD="$build_label" ITERATIONS="$ITERATIONS" \
+        BENCH_JSON="$artifacts/benchmark.json" "$repo/scripts/bench.sh"
     ok "benchmark.json"
 else
     step "benchmark snapshot (RUN_BENCH=0: 3 iterations of the binary above)"

@@ -9,13 +9,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{DiffArgs, ReplayArgs, TextOrJson};
-use crate::run_cmd::load_policy;
+use crate::policy_load::{load_policy, Mounts};
 use crate::text::{neutralize, to_json};
 use crate::Exit;
 
 pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
-    let (old, _) = load_policy(&args.old)?;
-    let (new, _) = load_policy(&args.new)?;
+    let (old, _) = load_policy(&args.old, Mounts::MayBeMissing)?;
+    let (new, _) = load_policy(&args.new, Mounts::MayBeMissing)?;
     // The same folder written two ways (relative here, absolute in a learned policy) is
     // no change: compare mounts by their canonical paths where they exist.
     let canonical = |path: std::path::PathBuf| std::fs::canonicalize(&path).unwrap_or(path);
@@ -25,11 +25,11 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
         args.new.display().to_string(),
     );
     match args.format {
-        TextOrJson::Text => print!(
+        TextOrJson::Text => out!(
             "{}",
             neutralize(&sandbox_policy::diff::render_text(&d, &old_name, &new_name))
         ),
-        TextOrJson::Json => println!(
+        TextOrJson::Json => outln!(
             "{}",
             sandbox_policy::diff::render_json(&d, &old_name, &new_name, args.pretty)
         ),
@@ -69,7 +69,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
     // An edited report would make the replay say what no run asked: refuse it.
     let report = sandbox_runtime::verify_report(&text)
         .map_err(|e| anyhow!("report `{}`: {e}", args.report_file.display()))?;
-    let (policy, _) = load_policy(&args.policy)?;
+    let (policy, _) = load_policy(&args.policy, Mounts::MayBeMissing)?;
     let events: Vec<RecordedEvent> = report
         .events
         .iter()
@@ -136,8 +136,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         notes,
     };
     match args.format {
-        TextOrJson::Json => print!("{}", to_json(&doc, args.pretty)?),
-        TextOrJson::Text => print!("{}", neutralize(&render_text(&doc))),
+        TextOrJson::Json => out!("{}", to_json(&doc, args.pretty)?),
+        TextOrJson::Text => out!("{}", neutralize(&render_text(&doc))),
     }
     Ok(if args.fail_on_change && changed {
         Exit::Failure

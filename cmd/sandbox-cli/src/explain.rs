@@ -39,82 +39,178 @@ struct Explanation {
     context: serde_json::Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<String>,
+    /// Why the policy could not be read: then no line of it is shown, and nothing is
+    /// explained as a built-in default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_error: Option<String>,
     policy_lines: Vec<PolicyLine>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
     suggestion: Suggestion,
 }
 
-pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
-    let mut notes = Vec::new();
-    let (event, report_policy) = match (&args.event_json, &args.report_file) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read event `{}`", path.display()))?;
-            let event: ReportEvent = serde_json::from_str(&text)
-                .map_err(|e| anyhow!("event `{}` is not a report event: {e}", path.display()))?;
-            notes.push("a lone event cannot be checked against its report's hash chain".to_owned());
-            (event, None)
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read report `{}`", path.display()))?;
-            let report = sandbox_runtime::verify_report(&text)
-                .map_err(|e| anyhow!("report `{}`: {e}", path.display()))?;
-            let index = args.event_index.unwrap_or(0);
-            let count = report.events.len();
-            let event = report.events.into_iter().nth(index).ok_or_else(|| {
-                anyhow!("report `{}` has {count} recorded events; `--event-index {index}` is out of range (0-based)", path.display())
-            })?;
-            (
-                event,
-                Some((PathBuf::from(&report.policy.path), report.policy.sha256)),
-            )
-        }
-        (None, None) => {
-            return Err(anyhow!(
-                "give `--report-file` with `--event-index`, or `--event-json`"
-            ))
-        }
-    };
+/// The policy an explanation reads its lines from, loaded once for every event.
+struct PolicySource {
+    /// The path shown (as given, or as the report names it).
+    path: Option<PathBuf>,
+    /// The policy and its text, when it could be read and parsed.
+    loaded: Option<(Policy, String)>,
+    /// Why it could not be, said plainly.
+    error: Option<String>,
+}
 
-    let policy_path = args
-        .policy
-        .clone()
-        .or_else(|| report_policy.as_ref().map(|(p, _)| p.clone()));
-    let mut policy_lines = Vec::new();
-    let mut loaded: Option<Policy> = None;
-    if let Some(path) = &policy_path {
-        match sandbox_policy::load_policy(path) {
+impl PolicySource {
+    /// `--policy`, else the report's policy: as the report names it (relative to where the
+    /// run was started), else relative to the report's folder.
+    fn load(
+        given: Option<&PathBuf>,
+        report: Option<&(PathBuf, String)>,
+        report_file: Option<&PathBuf>,
+        notes: &mut Vec<String>,
+    ) -> PolicySource {
+        let mut path = given.cloned().or_else(|| report.map(|(p, _)| p.clone()));
+        if let (None, Some(p), Some(file)) = (given, &path, report_file) {
+            let beside = file.parent().map(|dir| dir.join(p));
+            if !p.exists() && p.is_relative() {
+                if let Some(beside) = beside.filter(|b| b.exists()) {
+                    path = Some(beside);
+                }
+            }
+        }
+        let Some(p) = path.clone() else {
+            return PolicySource {
+                path,
+                loaded: None,
+                error: None,
+            };
+        };
+        match sandbox_policy::load_policy(&p) {
             Ok((policy, text)) => {
-                if let Some((_, sha)) = &report_policy {
-                    if *sha != sandbox_runtime::sha256_hex(text.as_bytes()) && args.policy.is_none()
-                    {
+                if let Some((_, sha)) = report {
+                    if *sha != sandbox_runtime::sha256_hex(text.as_bytes()) && given.is_none() {
                         notes.push(format!(
                             "policy `{}` has changed since the run; its lines may not match",
-                            path.display()
+                            p.display()
                         ));
                     }
                 }
-                for span in spans_for(&policy, &event) {
-                    if let Some(line) = text.lines().nth(span.line.saturating_sub(1) as usize) {
-                        policy_lines.push(PolicyLine {
-                            line: span.line,
-                            column: span.column,
-                            text: line.to_owned(),
-                        });
-                    }
+                PolicySource {
+                    path,
+                    loaded: Some((policy, text)),
+                    error: None,
                 }
-                loaded = Some(policy);
             }
-            Err(e) => notes.push(format!(
-                "policy `{}` could not be read: {e}",
-                path.display()
-            )),
+            Err(e) if !p.exists() => PolicySource {
+                path,
+                loaded: None,
+                error: Some(format!(
+                    "`{}` cannot be found from here ({e}); give `--policy` with its path",
+                    p.display()
+                )),
+            },
+            Err(e) => PolicySource {
+                path,
+                loaded: None,
+                error: Some(format!("`{}` cannot be used: {e}", p.display())),
+            },
         }
     }
+}
 
-    let explanation = Explanation {
+/// The events to explain: one (`--event-index`, `--event-json`) or every deny (`--all`), and
+/// the report's policy path and SHA-256.
+type Events = (Vec<ReportEvent>, Option<(PathBuf, String)>);
+
+fn load_events(args: &ExplainArgs, notes: &mut Vec<String>) -> anyhow::Result<Events> {
+    if let Some(path) = &args.event_json {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read event `{}`", path.display()))?;
+        let event: ReportEvent = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("event `{}` is not a report event: {e}", path.display()))?;
+        notes.push("a lone event cannot be checked against its report's hash chain".to_owned());
+        return Ok((vec![event], None));
+    }
+    let Some(path) = &args.report_file else {
+        return Err(anyhow!(
+            "give `--report-file` with `--event-index` or `--all`, or `--event-json`"
+        ));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read report `{}`", path.display()))?;
+    let report = sandbox_runtime::verify_report(&text)
+        .map_err(|e| anyhow!("report `{}`: {e}", path.display()))?;
+    let policy = Some((PathBuf::from(&report.policy.path), report.policy.sha256));
+    if args.all {
+        let denies = report
+            .events
+            .into_iter()
+            .filter(|e| e.decision == Verdict::Deny)
+            .collect();
+        return Ok((denies, policy));
+    }
+    let index = args.event_index.unwrap_or(0);
+    let count = report.events.len();
+    let event = report.events.into_iter().nth(index).ok_or_else(|| {
+        anyhow!("report `{}` has {count} recorded events; `--event-index {index}` is out of range (0-based)", path.display())
+    })?;
+    Ok((vec![event], policy))
+}
+
+pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
+    let mut notes = Vec::new();
+    let (events, report_policy) = load_events(&args, &mut notes)?;
+    let source = PolicySource::load(
+        args.policy.as_ref(),
+        report_policy.as_ref(),
+        args.report_file.as_ref(),
+        &mut notes,
+    );
+    let explanations: Vec<Explanation> = events
+        .iter()
+        .map(|event| explain_event(event, &source, notes.clone()))
+        .collect();
+    match (args.format, args.all) {
+        (TextOrJson::Json, true) => out!("{}", to_json(&explanations, args.pretty)?),
+        (TextOrJson::Json, false) => {
+            for e in &explanations {
+                out!("{}", to_json(e, args.pretty)?);
+            }
+        }
+        (TextOrJson::Text, _) => {
+            if args.all {
+                let file = args.report_file.as_ref().map(|p| p.display().to_string());
+                outln!(
+                    "{} {} in `{}`\n",
+                    explanations.len(),
+                    if explanations.len() == 1 {
+                        "deny"
+                    } else {
+                        "denies"
+                    },
+                    neutralize(&file.unwrap_or_default())
+                );
+            }
+            let texts: Vec<String> = explanations.iter().map(render_text).collect();
+            out!("{}", neutralize(&texts.join("\n")));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn explain_event(event: &ReportEvent, source: &PolicySource, notes: Vec<String>) -> Explanation {
+    let mut policy_lines = Vec::new();
+    if let Some((policy, text)) = &source.loaded {
+        for span in spans_for(policy, event) {
+            if let Some(line) = text.lines().nth(span.line.saturating_sub(1) as usize) {
+                policy_lines.push(PolicyLine {
+                    line: span.line,
+                    column: span.column,
+                    text: line.to_owned(),
+                });
+            }
+        }
+    }
+    Explanation {
         event_index: event.seq,
         decision: event.decision,
         enforced: event.enforced,
@@ -123,16 +219,12 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
         reason_code: event.reason_code,
         meaning: event.reason_code.meaning().to_owned(),
         context: event.context.clone(),
-        policy: policy_path.map(|p| p.display().to_string()),
+        policy: source.path.as_ref().map(|p| p.display().to_string()),
+        policy_error: source.error.clone(),
         policy_lines,
         notes,
-        suggestion: suggest(&event, loaded.as_ref()),
-    };
-    match args.format {
-        TextOrJson::Json => print!("{}", to_json(&explanation, args.pretty)?),
-        TextOrJson::Text => print!("{}", neutralize(&render_text(&explanation))),
+        suggestion: suggest(event, source.loaded.as_ref().map(|(p, _)| p)),
     }
-    Ok(Exit::Ok)
 }
 
 /// The places in the policy that decided an event: its rule, or for a built-in default the
@@ -193,7 +285,7 @@ fn context_u64(event: &ReportEvent, key: &str) -> Option<u64> {
 }
 
 /// Next size up that reads well in a policy: whole KiB or MiB.
-fn round_size(bytes: u64) -> String {
+pub(crate) fn round_size(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
     const KIB: u64 = 1 << 10;
     if bytes >= MIB {
@@ -222,10 +314,6 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
     }
     let fs = match &event.request {
         Some(Request::Fs(r)) => Some(r),
-        _ => None,
-    };
-    let net = match &event.request {
-        Some(Request::Net(r)) => Some(r),
         _ => None,
     };
     let path = fs.map(|r| {
@@ -262,13 +350,13 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
             if !names_one_path(&path) {
                 return plain(UNNAMEABLE_PATH);
             }
-            let id = format!("allow-{op}-{}", slug(&path));
+            let ops = ops_together(op);
             Suggestion {
-                summary: format!("add a rule that allows `{op}` on `{path}` under `filesystem.rules`"),
-                yaml: Some(format!(
-                    "filesystem:\n  rules:\n    - {{ id: {id}, effect: allow, ops: [{op}], paths: [{}] }}\n",
-                    yaml_quoted(&path)
-                )),
+                summary: format!(
+                    "add a rule that allows `{ops}` on `{path}` under `filesystem.rules`{}",
+                    together_note(op)
+                ),
+                yaml: Some(format!("filesystem:\n  rules:\n{}", rule_item(ops, &path))),
             }
         }
         ReasonCode::FsPathOutsideMounts => {
@@ -287,7 +375,7 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
             if !names_one_path(&path) {
                 return plain(UNNAMEABLE_PATH);
             }
-            let op = op.unwrap_or("read");
+            let op = ops_together(op.unwrap_or("read"));
             let guest = parent_dir(&path);
             let mode = if fs.is_some_and(|r| r.op.mutates()) {
                 "rw"
@@ -299,10 +387,9 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                     "no mount covers `{path}`: only if the plugin should see it, mount the host folder at `{guest}` and allow `{op}` (a symlink or `..` that leaves its mount can never be allowed)"
                 ),
                 yaml: Some(format!(
-                    "filesystem:\n  mounts:\n    - {{ guest: {}, host: ./HOST_FOLDER, mode: {mode} }}\n  rules:\n    - {{ id: allow-{op}-{}, effect: allow, ops: [{op}], paths: [{}] }}\n",
+                    "filesystem:\n  mounts:\n    - {{ guest: {}, host: ./HOST_FOLDER, mode: {mode} }}\n  rules:\n{}",
                     yaml_quoted(&guest),
-                    slug(&path),
-                    yaml_quoted(&path)
+                    rule_item(op, &path)
                 )),
             }
         }
@@ -311,15 +398,9 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
                 let guest = event.rule_id.strip_prefix("filesystem.mount:")?;
                 p.filesystem.mounts.iter().find(|m| m.guest == guest)
             });
-            match mount {
-                Some(m) => Suggestion {
-                    summary: format!("mount `{}` is read-only: make it `rw` and cap writes with a quota", m.guest),
-                    yaml: Some(format!(
-                        "filesystem:\n  mounts:\n    - {{ guest: {}, host: {}, mode: rw }}\n  quotas: {{ write_bytes: 1MiB }}\n",
-                        m.guest, m.host
-                    )),
-                },
-                None => plain("set the mount's `mode: rw`"),
+            match (mount, policy) {
+                (Some(m), Some(p)) => read_only_mount(m, p, path.as_deref(), op),
+                _ => plain("set the mount's `mode: rw`, and allow the write with a rule"),
             }
         }
         ReasonCode::FsReadQuotaExceeded | ReasonCode::FsWriteQuotaExceeded => {
@@ -331,14 +412,32 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
             let need = context_u64(event, "quota_used")
                 .unwrap_or(0)
                 .saturating_add(context_u64(event, "bytes_asked").unwrap_or(0));
+            let value = round_size(with_headroom(need));
             Suggestion {
-                summary: format!("raise `filesystem.quotas.{key}` to at least {need} bytes"),
+                summary: format!(
+                    "raise `filesystem.quotas.{key}` to at least {need} bytes; {value} leaves 25% headroom"
+                ),
                 yaml: Some(format!(
-                    "filesystem:\n  quotas: {{ {key}: {} }}\n",
-                    round_size(need)
+                    "filesystem:\n  quotas: {}\n",
+                    quota_map(&fs_quotas(policy), key, &value)
                 )),
             }
         }
+        _ => suggest_net_or_budget(event, policy),
+    }
+}
+
+/// [`suggest`] for network and budget events.
+fn suggest_net_or_budget(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
+    let plain = |summary: &str| Suggestion {
+        summary: summary.to_owned(),
+        yaml: None,
+    };
+    let net = match &event.request {
+        Some(Request::Net(r)) => Some(r),
+        _ => None,
+    };
+    match event.reason_code {
         ReasonCode::NetHostNotAllowed | ReasonCode::NetPortNotAllowed => {
             let Some(r) = net else {
                 return plain("add a network rule for the host and port");
@@ -396,11 +495,14 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
             let value = if key == "connections" {
                 need.to_string()
             } else {
-                round_size(need)
+                round_size(with_headroom(need))
             };
             Suggestion {
                 summary: format!("raise `network.quotas.{key}` to at least {need}"),
-                yaml: Some(format!("network:\n  quotas: {{ {key}: {value} }}\n")),
+                yaml: Some(format!(
+                    "network:\n  quotas: {}\n",
+                    quota_map(&net_quotas(policy), key, &value)
+                )),
             }
         }
         ReasonCode::FuelExhausted => {
@@ -436,15 +538,145 @@ fn suggest(event: &ReportEvent, policy: Option<&Policy>) -> Suggestion {
     }
 }
 
+/// The operations that go together with `op`: a new file needs `create` as well as `write`.
+pub(crate) fn ops_together(op: &str) -> &str {
+    match op {
+        "write" | "create" => "write, create",
+        other => other,
+    }
+}
+
+/// Why [`ops_together`] widened an operation, for the summary.
+fn together_note(op: &str) -> &'static str {
+    match op {
+        "write" | "create" => " (a new file needs `create` and `write` together)",
+        _ => "",
+    }
+}
+
+/// One `filesystem.rules` list item allowing `ops` on exactly `path`, to append to the list.
+fn rule_item(ops: &str, path: &str) -> String {
+    format!(
+        "    - {{ id: allow-{}-{}, effect: allow, ops: [{ops}], paths: [{}] }}\n",
+        slug(ops),
+        slug(path),
+        yaml_quoted(path)
+    )
+}
+
+/// A write on a read-only mount needs three things at once: the mount made `rw`, a rule
+/// that allows the write (unless one does already), and a write quota (kept if there is one).
+fn read_only_mount(
+    mount: &sandbox_policy::Mount,
+    policy: &Policy,
+    path: Option<&str>,
+    op: Option<&str>,
+) -> Suggestion {
+    let mut parts = vec!["make it `rw`".to_owned()];
+    let mut yaml = format!(
+        "filesystem:\n  mounts:\n    - {{ guest: {}, host: {}, mode: rw }}\n",
+        yaml_quoted(&mount.guest),
+        yaml_quoted(&mount.host)
+    );
+    if let (Some(path), Some(op)) = (path, op) {
+        let allowed = sandbox_policy::FsOperation::parse(op).is_some_and(|wanted| {
+            policy.filesystem.rules.iter().any(|r| {
+                r.effect == sandbox_policy::Effect::Allow
+                    && r.ops.contains(wanted)
+                    && r.paths.iter().any(|g| g.matches(path))
+            })
+        });
+        if !allowed && names_one_path(path) {
+            let ops = ops_together(op);
+            parts.push(format!("allow `{ops}` on `{path}` with a rule"));
+            yaml.push_str(&format!("  rules:\n{}", rule_item(ops, path)));
+        }
+    }
+    let quotas = fs_quotas(Some(policy));
+    if !quotas.iter().any(|(k, _)| *k == "write_bytes") {
+        parts.push("cap writes with a quota".to_owned());
+        yaml.push_str(&format!(
+            "  quotas: {}\n",
+            quota_map(&quotas, "write_bytes", "1MiB")
+        ));
+    }
+    Suggestion {
+        summary: format!("mount `{}` is read-only: {}", mount.guest, parts.join(", ")),
+        yaml: Some(yaml),
+    }
+}
+
+/// `need` plus 25%, so the next run's small variations still fit.
+pub(crate) fn with_headroom(need: u64) -> u64 {
+    need.saturating_add(need.div_ceil(4))
+}
+
+/// A size as the policy would write it: exact, in KiB or MiB where it divides evenly.
+fn exact_size(bytes: u64) -> String {
+    const KIB: u64 = 1 << 10;
+    const MIB: u64 = 1 << 20;
+    match bytes {
+        0 => "0".to_owned(),
+        b if b % MIB == 0 => format!("{}MiB", b / MIB),
+        b if b % KIB == 0 => format!("{}KiB", b / KIB),
+        b => b.to_string(),
+    }
+}
+
+/// The filesystem quotas the policy sets, in file order.
+fn fs_quotas(policy: Option<&Policy>) -> Vec<(&'static str, String)> {
+    let Some(q) = policy.map(|p| &p.filesystem.quotas) else {
+        return Vec::new();
+    };
+    [("read_bytes", q.read_bytes), ("write_bytes", q.write_bytes)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, exact_size(v.value))))
+        .collect()
+}
+
+/// The network quotas the policy sets.
+fn net_quotas(policy: Option<&Policy>) -> Vec<(&'static str, String)> {
+    let Some(q) = policy.map(|p| &p.network.quotas) else {
+        return Vec::new();
+    };
+    [
+        ("connections", q.connections.map(|v| v.value.to_string())),
+        ("egress_bytes", q.egress_bytes.map(|v| exact_size(v.value))),
+        (
+            "ingress_bytes",
+            q.ingress_bytes.map(|v| exact_size(v.value)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect()
+}
+
+/// A whole `quotas` flow map with `key` set to `value` and the policy's other quotas kept,
+/// so pasting it over the existing line drops nothing.
+fn quota_map(existing: &[(&'static str, String)], key: &str, value: &str) -> String {
+    let mut entries: Vec<String> = existing
+        .iter()
+        .map(|(k, v)| match *k == key {
+            true => format!("{k}: {value}"),
+            false => format!("{k}: {v}"),
+        })
+        .collect();
+    if !existing.iter().any(|(k, _)| *k == key) {
+        entries.push(format!("{key}: {value}"));
+    }
+    format!("{{ {} }}", entries.join(", "))
+}
+
 const UNNAMEABLE_PATH: &str = "the path holds `*` or another character a rule cannot name literally; write a rule by hand only if the plugin really needs it";
 
 /// Whether a rule glob written as this path matches this path alone: a plugin that asks for
 /// `/out/*` must not get a suggestion that allows every file in `/out`.
-fn names_one_path(path: &str) -> bool {
+pub(crate) fn names_one_path(path: &str) -> bool {
     sandbox_policy::GlobPattern::parse(path).is_ok_and(|g| g.is_literal())
 }
 
-fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
@@ -485,7 +717,9 @@ fn render_text(e: &Explanation) -> String {
             out.push_str(&format!("    {key}: {shown}\n"));
         }
     }
-    if let Some(policy) = &e.policy {
+    if let Some(error) = &e.policy_error {
+        out.push_str(&format!("  policy:  {}\n", one_line(error)));
+    } else if let Some(policy) = &e.policy {
         if e.policy_lines.is_empty() {
             out.push_str(&format!(
                 "  policy:  {policy} (no line of it decided this: `{}` is a built-in default)\n",

@@ -1,11 +1,42 @@
 //! `sandbox-cli`: argument parsing, dispatch and output. The work is done by the
 //! `sandbox-policy` and `sandbox-runtime` crates.
 
+/// `print!` that never panics: a closed pipe ends output quietly, another error is one
+/// sentence on stderr.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        $crate::output::to_stdout(format!($($arg)*).as_bytes());
+    }};
+}
+
+/// `println!` that never panics (see [`out!`]).
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {{
+        let mut text = format!($($arg)*);
+        text.push('\n');
+        $crate::output::to_stdout(text.as_bytes());
+    }};
+}
+
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let mut text = format!($($arg)*);
+        text.push('\n');
+        $crate::output::to_stderr(text.as_bytes());
+    }};
+}
+
 mod args;
+mod cache_cmd;
 mod change_cmd;
 mod explain;
+mod fix_cmd;
 mod learn_cmd;
+mod output;
 mod policy_cmd;
+mod policy_load;
 mod run_cmd;
 mod text;
 
@@ -16,13 +47,38 @@ use clap::Parser;
 /// Every exit code the CLI uses, in one place (see DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    Ok = 0,
-    Failure = 1,
-    Usage = 2,
-    Trapped = 3,
-    FuelExhausted = 4,
-    Timeout = 5,
-    MemoryLimit = 6,
+    /// 0: done (a run completed).
+    Ok,
+    /// 1: could not start, bad input, or a check failed.
+    Failure,
+    /// 2: usage error.
+    Usage,
+    /// 3: the plugin trapped.
+    Trapped,
+    /// 4: fuel exhausted.
+    FuelExhausted,
+    /// 5: wall-clock timeout.
+    Timeout,
+    /// 6: memory ceiling hit.
+    MemoryLimit,
+    /// `run --exit-code guest`: the guest's `proc_exit` code.
+    Guest(u8),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Trapped => 3,
+            Exit::FuelExhausted => 4,
+            Exit::Timeout => 5,
+            Exit::MemoryLimit => 6,
+            Exit::Guest(code) => code,
+        }
+    }
 }
 
 impl From<sandbox_runtime::Status> for Exit {
@@ -42,11 +98,12 @@ fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // `--help` and `--version` go to stdout: a closed pipe there is no error.
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
-                Exit::Usage as u8
+                Exit::Usage.code()
             } else {
-                Exit::Ok as u8
+                Exit::Ok.code()
             });
         }
     };
@@ -57,12 +114,22 @@ fn main() -> ExitCode {
         args::Command::Report { command } => match command {
             args::ReportCommand::Verify(a) => run_cmd::verify(a),
         },
+        args::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            let mut command = <args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "sandbox-cli", &mut script);
+            output::to_stdout(&script);
+            Ok(Exit::Ok)
+        }
+        args::Command::Cache { command } => cache_cmd::dispatch(command),
     };
     match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {}", text::neutralize(&format!("{e:#}")));
-            ExitCode::from(Exit::Failure as u8)
+            output::to_stderr(
+                format!("error: {}\n", text::neutralize(&format!("{e:#}"))).as_bytes(),
+            );
+            ExitCode::from(Exit::Failure.code())
         }
     }
 }

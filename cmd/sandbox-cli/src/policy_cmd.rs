@@ -13,12 +13,13 @@ pub fn dispatch(command: PolicyCommand) -> anyhow::Result<Exit> {
         PolicyCommand::Lint(a) => lint(a),
         PolicyCommand::Template(a) => write_template(a),
         PolicyCommand::Schema => {
-            println!("{}", sandbox_policy::schema::policy_schema().trim_end());
+            outln!("{}", sandbox_policy::schema::policy_schema().trim_end());
             Ok(Exit::Ok)
         }
         PolicyCommand::Learn(a) => crate::learn_cmd::learn(a),
         PolicyCommand::Diff(a) => crate::change_cmd::diff(a),
         PolicyCommand::Replay(a) => crate::change_cmd::replay(a),
+        PolicyCommand::Fix(a) => crate::fix_cmd::fix(a),
     }
 }
 
@@ -34,15 +35,12 @@ fn lint(args: LintArgs) -> anyhow::Result<Exit> {
         LintFormat::Json => render_json(&report, &shown, args.pretty),
         LintFormat::Sarif => render_sarif(&report, &shown, args.pretty),
     };
-    print!("{}", out);
+    out!("{}", out);
     if !out.ends_with('\n') {
-        println!();
+        outln!();
     }
-    Ok(if report.has_errors() {
-        Exit::Failure
-    } else {
-        Exit::Ok
-    })
+    let fails = report.has_errors() || (args.deny_warnings && report.warning_count() > 0);
+    Ok(if fails { Exit::Failure } else { Exit::Ok })
 }
 
 fn write_template(args: TemplateArgs) -> anyhow::Result<Exit> {
@@ -55,7 +53,7 @@ fn write_template(args: TemplateArgs) -> anyhow::Result<Exit> {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write `{}`", path.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(Exit::Ok)
 }

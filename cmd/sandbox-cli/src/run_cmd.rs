@@ -1,87 +1,178 @@
 //! `run` and `report verify`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use sandbox_policy::Policy;
-use sandbox_runtime::{sha256_hex, Allocation, ModuleCache, Sandbox};
+use sandbox_runtime::report::Report;
+use sandbox_runtime::{
+    sha256_hex, Allocation, ModuleCache, RunOutput, Sandbox, StartError, Status,
+};
 
-use crate::args::{RunArgs, VerifyArgs};
-use crate::text::to_json;
+use crate::args::{ExitCodeFrom, RunArgs, VerifyArgs};
+use crate::output::{self, OutputFile};
+use crate::policy_load::{load_policy, Mounts};
+use crate::text::{neutralize, one_line, to_json};
 use crate::Exit;
 
-/// Reads and validates a policy file; the error is one sentence naming the file and the
-/// first mistake's `line:column`. Returns the policy and the file's bytes.
-pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<u8>)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
-    let (policy, _) = sandbox_policy::load_policy(path).map_err(|errors| {
-        let first = errors.errors.first();
-        let more = errors.errors.len().saturating_sub(1);
-        match first {
-            Some(e) => anyhow!(
-                "policy `{}`:{}: {} ({}){}",
-                path.display(),
-                e.span,
-                e.message,
-                e.help(),
-                if more > 0 {
-                    format!(
-                        "; {more} more error(s): run `sandbox-cli policy lint --policy {}`",
-                        path.display()
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-            None => anyhow!("policy `{}` is invalid", path.display()),
-        }
-    })?;
-    Ok((policy, bytes))
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let (policy, policy_bytes) = load_policy(&args.policy)?;
+    let (policy, policy_bytes) = load_policy(&args.policy, Mounts::MustExist)?;
+    // Every output is opened before anything runs: a missing folder or a symlink costs no run.
+    let open = |path: &Option<std::path::PathBuf>, what| -> anyhow::Result<Option<OutputFile>> {
+        path.as_deref()
+            .map(|p| OutputFile::check(p, what))
+            .transpose()
+    };
+    let report_file = open(&args.report_file, "report")?;
+    let stdout_file = open(&args.stdout, "stdout")?;
+    let stderr_file = open(&args.stderr, "stderr")?;
+    let outputs: Vec<&OutputFile> = [&report_file, &stdout_file, &stderr_file]
+        .into_iter()
+        .flatten()
+        .collect();
+    output::warn_outputs_in_mounts(&policy, &outputs);
+    let input = output::read_input(args.input.as_deref())?;
     let plugin_bytes = std::fs::read(&args.plugin)
         .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
-    let input = match &args.input {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read input `{}`", path.display()))?,
-        None => Vec::new(),
-    };
-    // An unusable cache folder only means compiling; `run_with_cache` never fails on it.
+    // An unusable cache folder only means compiling; the builder never fails on it.
     let cache = match args.no_cache {
         true => None,
         false => ModuleCache::user_default(),
     };
-    // The CLI runs a plugin as an embedder does; one call needs no instance pool.
+    // One call: on-demand allocation, no pool to set up.
     let sandbox = Sandbox::builder(Arc::new(policy))
         .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
         .allocation(Allocation::OnDemand)
         .cache(cache)
-        .build()?;
-    let plugin = sandbox.load(
-        &args.plugin.display().to_string(),
-        &plugin_bytes,
-        &args.entry,
-    )?;
+        .build()
+        .map_err(|e| start_error(e, &[], None))?;
+    let plugin = sandbox
+        .load(
+            &args.plugin.display().to_string(),
+            &plugin_bytes,
+            &args.entry,
+        )
+        .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
     let output = plugin.call_with_args(&input, &args.args);
-    let json = to_json(&output.report, args.pretty)?;
-    if let Some(path) = &args.report_file {
-        std::fs::write(path, &json)
-            .with_context(|| format!("cannot write report `{}`", path.display()))?;
+    let exit = exit_for(&output.report, args.exit_code);
+    // From here on nothing changes the exit code: write failures are said on stderr.
+    if let Some(file) = stdout_file {
+        say_error(file.write(&output.stdout));
     }
-    if let Some(path) = &args.stdout {
-        std::fs::write(path, &output.stdout)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    if let Some(file) = stderr_file {
+        say_error(file.write(&output.stderr));
     }
-    if let Some(path) = &args.stderr {
-        std::fs::write(path, &output.stderr)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    deliver(&args, report_file, &output);
+    Ok(exit)
+}
+
+/// A start error as one sentence in the CLI's words: its own text only (a mount error's
+/// cause is in it already), a component named as such, and a missing entry with the
+/// plugin's exports and their types.
+pub fn start_error(
+    error: StartError,
+    bytes: &[u8],
+    engine: Option<&wasmtime::Engine>,
+) -> anyhow::Error {
+    match &error {
+        StartError::InvalidModule { path, message } if message.contains("component") => anyhow!(
+            "plugin `{path}` is a WebAssembly component; `sandbox-cli` runs core modules only"
+        ),
+        StartError::MissingEntry { .. } => match engine.and_then(|e| exports(e, bytes)) {
+            Some(list) if list.is_empty() => anyhow!("{error}; it exports nothing"),
+            Some(list) => anyhow!("{error}; its exports: {}", list.join(", ")),
+            None => anyhow!("{error}"),
+        },
+        _ => anyhow!("{error}"),
     }
-    print!("{json}");
-    Ok(Exit::from(output.report.outcome.status))
+}
+
+/// Every export of a module as `` `name`: type ``, or `None` when it does not compile.
+fn exports(engine: &wasmtime::Engine, bytes: &[u8]) -> Option<Vec<String>> {
+    use wasmtime::ExternType;
+    let module = wasmtime::Module::new(engine, bytes).ok()?;
+    let list = module
+        .exports()
+        .map(|export| {
+            let kind = match export.ty() {
+                ExternType::Func(f) => {
+                    let params: Vec<String> = f.params().map(|t| t.to_string()).collect();
+                    let results: Vec<String> = f.results().map(|t| t.to_string()).collect();
+                    format!("({}) -> ({})", params.join(", "), results.join(", "))
+                }
+                ExternType::Memory(_) => "memory".to_owned(),
+                ExternType::Table(_) => "table".to_owned(),
+                ExternType::Global(_) => "global".to_owned(),
+                ExternType::Tag(_) => "tag".to_owned(),
+            };
+            format!("`{}`: {kind}", one_line(export.name()))
+        })
+        .collect();
+    Some(list)
+}
+
+/// The exit code of a finished run.
+fn exit_for(report: &Report, from: ExitCodeFrom) -> Exit {
+    match (report.outcome.status, from, report.outcome.exit_code) {
+        (Status::Completed, ExitCodeFrom::Guest, Some(code)) => {
+            Exit::Guest(u8::try_from(code).unwrap_or(1))
+        }
+        (status, _, _) => Exit::from(status),
+    }
+}
+
+/// Writes the report (to `--report-file`, or stdout), and with a report file the guest's
+/// output to the terminal and the summary line.
+fn deliver(args: &RunArgs, report_file: Option<OutputFile>, output: &RunOutput) {
+    let json = match to_json(&output.report, args.pretty) {
+        Ok(json) => json,
+        Err(e) => {
+            say_error(Err(e.context("cannot serialise the report")));
+            return;
+        }
+    };
+    let Some(file) = report_file else {
+        output::to_stdout(json.as_bytes());
+        return;
+    };
+    let shown = file.path.display().to_string();
+    if let Err(e) = file.write(json.as_bytes()) {
+        // The run happened: its report must not be lost.
+        say_error(Err(e.context("the report follows on stdout")));
+        output::to_stdout(json.as_bytes());
+        return;
+    }
+    // The runtime has no hook that tees the guest's output as it is written, so it goes to
+    // the terminal right after the call.
+    output::to_stdout(&output.stdout);
+    output::to_stderr(&output.stderr);
+    if !args.quiet {
+        output::to_stderr(summary(&output.report, &shown).as_bytes());
+    }
+}
+
+/// One line: how the run ended, what was decided, and where the report is.
+fn summary(report: &Report, report_path: &str) -> String {
+    let status = serde_json::to_value(report.outcome.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    let exit = match report.outcome.exit_code {
+        Some(code) => format!(" (guest exit code {code})"),
+        None => String::new(),
+    };
+    neutralize(&format!(
+        "sandbox-cli: {status}{exit}; {} allowed, {} denied; report in `{}`\n",
+        report.summary.allowed,
+        report.summary.denied,
+        one_line(report_path)
+    ))
+}
+
+/// Says an error on stderr as one sentence; never panics.
+fn say_error(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        output::to_stderr(format!("error: {}\n", neutralize(&format!("{e:#}"))).as_bytes());
+    }
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
@@ -89,7 +180,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
         .with_context(|| format!("cannot read report `{}`", args.report_file.display()))?;
     match sandbox_runtime::verify_report(&text) {
         Ok(report) => {
-            println!(
+            outln!(
                 "report `{}` is intact: {} events chained, digest {}",
                 args.report_file.display(),
                 report.events.len(),

@@ -116,10 +116,15 @@ impl Sandbox {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        let printed: Value =
-            serde_json::from_slice(&out.stdout).expect("stdout is the report JSON");
         let report: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(printed, report, "printed and written reports differ");
+        // With `--report-file`, stdout carries the guest's own output, not the report.
+        if report["stdio"]["stdout_truncated"] == false {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                report["stdio"]["stdout"].as_str().unwrap(),
+                "the terminal did not get the guest's stdout"
+            );
+        }
         (code, report, out)
     }
 }
@@ -232,6 +237,8 @@ fn capability_allowed_completes_with_no_deny_and_writes_the_file() {
 #[test]
 fn deny_heavy_is_denied_a_dozen_ways_and_changes_nothing() {
     let sb = Sandbox::new();
+    // The file the plugin tries to delete (not shipped: a README command must not lose it).
+    sb.write("policies/fixtures/out/.keep", "keep me\n");
     let (code, report, _) = sb.run(DEMO, DENY_HEAVY, &[]);
     assert_eq!(code, 0);
     assert_eq!(report["outcome"]["status"], "completed");
@@ -312,12 +319,9 @@ fn spinning_plugin_exhausts_its_fuel() {
 #[test]
 fn spinning_plugin_with_ample_fuel_hits_the_wall_clock_timeout() {
     let sb = Sandbox::new();
-    sb.write(
-        "policies/slow.yaml",
-        "version: 1\nbudgets: { fuel: 1_000_000_000_000, timeout_ms: 200, memory_bytes: 1MiB }\n",
-    );
+    // The shipped policy of the README's outcome table.
     let (code, report, _) = sb.run(
-        "policies/slow.yaml",
+        "policies/timeout.yaml",
         "examples/plugins/spin_forever.wat",
         &[],
     );
@@ -543,7 +547,7 @@ fn explain_names_the_rule_the_policy_line_and_the_fix() {
     assert_eq!(json["rule_id"], "filesystem.default");
     let yaml = json["suggestion"]["yaml"].as_str().unwrap();
     assert!(
-        yaml.contains("ops: [create]") && yaml.contains("\"/out/notes.txt\""),
+        yaml.contains("ops: [write, create]") && yaml.contains("\"/out/notes.txt\""),
         "{yaml}"
     );
 }
@@ -662,12 +666,32 @@ fn assert_start_failure(out: &Output, needle: &str) {
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
 }
 
+/// A policy refused before anything ran: its errors as `lint` shows them (each with a
+/// snippet), then one sentence counting them.
+fn assert_policy_failure(out: &Output, needle: &str, errors: usize) {
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.matches("\nerror[").count() + usize::from(err.starts_with("error[")),
+        errors,
+        "{err}"
+    );
+    assert_eq!(err.matches(" = help: ").count(), errors, "{err}");
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("error: could not use policy `") && last.contains("due to"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_inputs_fail_to_start_with_one_clear_sentence() {
     let sb = Sandbox::new();
     sb.write("bad-policy.yaml", "version: 1\nbudgets:\n  fuel: lots\n");
     let out = sb.cli(&["run", "--policy", "bad-policy.yaml", "--plugin", ALLOWED]);
-    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    assert_policy_failure(&out, "bad-policy.yaml:3:9", 1);
     let out = sb.cli(&["run", "--policy", "nope.yaml", "--plugin", ALLOWED]);
     assert_start_failure(&out, "nope.yaml");
     let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "nope.wasm"]);
@@ -705,7 +729,7 @@ fn bad_inputs_fail_to_start_with_one_clear_sentence() {
         "--plugin",
         ALLOWED,
     ]);
-    assert_start_failure(&out, "does-not-exist");
+    assert_policy_failure(&out, "does-not-exist", 1);
     assert!(
         !sb.path("report.json").exists(),
         "no report for a run that did not start"
@@ -944,7 +968,7 @@ fn regression_an_import_with_the_wrong_type_fails_at_load() {
         "--plugin",
         ALLOWED,
     ]);
-    assert_start_failure(&out, "timeout_ms");
+    assert_policy_failure(&out, "timeout_ms", 1);
 }
 
 // ---- policy learn, diff and replay; the usage-run script ----
@@ -1229,10 +1253,16 @@ fn policy_learn_from_the_strict_template_grants_nothing_outside_mounts() {
             DENY_HEAVY,
             "--output",
             "strict-learned.yaml",
+            "--allow-empty",
             "--",
             "a",
             "b",
         ],
+    );
+    assert!(
+        stderr(&out).contains("warning: the learning run made 12 filesystem requests, none inside the base policy's mounts"),
+        "{}",
+        stderr(&out)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 filesystem rules, 0 network rules"));
     let text = std::fs::read_to_string(sb.path("strict-learned.yaml")).unwrap();
@@ -1268,7 +1298,7 @@ fn policy_learn_refuses_bad_inputs_with_one_sentence() {
         "--output",
         "x.yaml",
     ]);
-    assert_start_failure(&out, "bad-policy.yaml`:3:9");
+    assert_policy_failure(&out, "bad-policy.yaml:3:9", 1);
     assert_eq!(
         sb.cli(&["policy", "learn", "--plugin", DENY_HEAVY])
             .status
@@ -1711,4 +1741,977 @@ fn an_unwritable_cache_folder_means_no_cache_not_an_error() {
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["status"], "completed");
+}
+
+// ---- `run` like `wasmtime run` ----
+
+/// Runs the CLI with `stdin` as its standard input (a pipe).
+fn cli_with_stdin(sb: &Sandbox, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+        .args(args)
+        .current_dir(sb.dir.path())
+        .env("XDG_CACHE_HOME", sb.path("cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const RESULT_LOG: &str = "policies/fixtures/out/result.log";
+
+#[test]
+fn run_with_report_file_sends_the_report_there_only_and_a_summary_to_stderr() {
+    let sb = Sandbox::new();
+    sb.write("input.txt", "echo me\n");
+    let (code, report, out) = sb.run(DEMO, ALLOWED, &["--input", "input.txt"]);
+    assert_eq!(code, 0);
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.ends_with("echo me\n"), "guest output: {stdout}");
+    assert!(!stdout.contains("schema_version"), "{stdout}");
+    let err = stderr(&out);
+    // The guest's stderr, then the summary.
+    let guest_stderr = report["stdio"]["stderr"].as_str().unwrap();
+    assert_eq!(guest_stderr, "capability_allowed: done\n");
+    assert_eq!(
+        err,
+        format!(
+            "{guest_stderr}sandbox-cli: completed; {} allowed, 0 denied; report in `report.json`\n",
+            report["summary"]["allowed"]
+        )
+    );
+    // --quiet: no summary; the guest's output still reaches the terminal.
+    let (_, _, out) = sb.run(DEMO, ALLOWED, &["--input", "input.txt", "--quiet"]);
+    assert_eq!(stderr(&out), guest_stderr);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .ends_with("echo me\n"));
+}
+
+#[test]
+fn run_passes_stdin_with_input_dash_and_when_piped() {
+    let sb = Sandbox::new();
+    for extra in [&["--input", "-"][..], &[][..]] {
+        let mut args = vec!["run", "--policy", DEMO, "--plugin", ALLOWED];
+        args.extend_from_slice(extra);
+        let out = cli_with_stdin(&sb, &args, b"from stdin\n");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let captured = report["stdio"]["stdout"].as_str().unwrap();
+        assert!(captured.ends_with("from stdin\n"), "{extra:?}: {captured}");
+    }
+}
+
+#[test]
+fn run_exit_code_guest_propagates_proc_exit() {
+    let sb = Sandbox::new();
+    sb.write(
+        "exit2.wat",
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 2))))"#,
+    );
+    let args = ["run", "--policy", DEMO, "--plugin", "exit2.wat", "--quiet"];
+    let out = sb.cli(&[&args[..], &["--report-file", "r.json"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = sb.cli(
+        &[
+            &args[..],
+            &["--report-file", "r.json", "--exit-code", "guest"],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(sb.path("r.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"]["exit_code"], 2);
+    // Other outcomes keep their own codes.
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        "examples/plugins/recurse_forever.wat",
+        "--exit-code",
+        "guest",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn run_checks_every_output_path_before_running_anything() {
+    let sb = Sandbox::new();
+    let base = ["run", "--policy", DEMO, "--plugin", ALLOWED];
+    for (flag, path, needle) in [
+        (
+            "--report-file",
+            "missing/r.json",
+            "folder `missing` does not exist",
+        ),
+        (
+            "--stdout",
+            "missing/o.bin",
+            "folder `missing` does not exist",
+        ),
+        ("--stderr", "nope/e.bin", "folder `nope` does not exist"),
+    ] {
+        let out = sb.cli(&[&base[..], &[flag, path]].concat());
+        assert_start_failure(&out, needle);
+        assert!(out.stdout.is_empty());
+        assert!(!sb.path(RESULT_LOG).exists(), "{flag}: the plugin ran");
+    }
+    // A symlink as the last component is not followed; its target is untouched.
+    sb.write("target.txt", "keep");
+    std::os::unix::fs::symlink(sb.path("target.txt"), sb.path("link.json")).unwrap();
+    let out = sb.cli(&[&base[..], &["--report-file", "link.json"]].concat());
+    assert_start_failure(&out, "`link.json`: it is a symbolic link");
+    assert_eq!(
+        std::fs::read_to_string(sb.path("target.txt")).unwrap(),
+        "keep"
+    );
+    // A FIFO (with or without a reader) and a device are refused.
+    let status = Command::new("mkfifo")
+        .arg(sb.path("fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = sb.cli(&[&base[..], &["--stdout", "fifo"]].concat());
+    assert_start_failure(&out, "`fifo`: it is a FIFO");
+    let out = sb.cli(&[&base[..], &["--stderr", "/dev/null"]].concat());
+    assert_start_failure(&out, "`/dev/null`: it is a device");
+    assert!(!sb.path(RESULT_LOG).exists(), "the plugin ran");
+}
+
+#[test]
+fn run_warns_about_an_output_file_inside_a_read_write_mount() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        ALLOWED,
+        "--report-file",
+        "policies/fixtures/out/r.json",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: report `policies/fixtures/out/r.json` is inside the policy's read-write mount `/out`"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb.path("policies/fixtures/out/r.json").exists());
+    let out = sb.cli(&[
+        "run",
+        "--policy",
+        DEMO,
+        "--plugin",
+        ALLOWED,
+        "--report-file",
+        "r.json",
+    ]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_survives_a_closed_stdout_and_a_full_disk_keeping_the_outcome_exit_code() {
+    let sb = Sandbox::new();
+    let spin = "examples/plugins/spin_forever.wat";
+    for (plugin, expected) in [(DENY_HEAVY, 0), (spin, 4)] {
+        // A pipe whose reader is gone: EPIPE ends output quietly.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+            .args(["run", "--policy", DEMO, "--plugin", plugin])
+            .current_dir(sb.dir.path())
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "a closed pipe is not an error");
+        // `> /dev/full`: one sentence, and the outcome's exit code stands.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+            .args(["run", "--policy", DEMO, "--plugin", plugin])
+            .current_dir(sb.dir.path())
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: cannot write to stdout: "), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+// ---- diagnostics and the CLI's surface ----
+
+#[test]
+fn run_shows_every_policy_error_with_the_snippet_lint_shows() {
+    let sb = Sandbox::new();
+    sb.write(
+        "typos.yaml",
+        "version: 1\nfilesytem: {}\nmdoe: audit\nbudgets: { fule: 1 }\n",
+    );
+    let out = sb.cli(&["run", "--policy", "typos.yaml", "--plugin", ALLOWED]);
+    assert_policy_failure(&out, "did you mean `filesystem`?", 3);
+    let err = stderr(&out);
+    assert!(err.contains("did you mean `mode`?") && err.contains("did you mean `fuel`?"));
+    let lint = sb.cli(&["policy", "lint", "--policy", "typos.yaml"]);
+    assert_eq!(lint.status.code(), Some(1));
+    let lint = String::from_utf8(lint.stdout).unwrap();
+    // The same findings, word for word; lint adds its count line, run its closing sentence.
+    assert!(lint.starts_with(err.rsplit_once("error: could not use").unwrap().0));
+    assert!(lint.ends_with("3 errors, 0 warnings\n"), "{lint}");
+}
+
+#[test]
+fn a_missing_mount_folder_is_said_once_in_the_same_words_by_lint_and_run() {
+    let sb = Sandbox::new();
+    sb.write(
+        "policies/nomount.yaml",
+        "version: 1\nbudgets: { fuel: 1000, timeout_ms: 1000, memory_bytes: 1MiB }\nfilesystem:\n  mounts: [{ guest: /x, host: ./does-not-exist }]\n  rules: [{ id: r, effect: allow, ops: [read], paths: [\"/x/**\"] }]\n  quotas: { read_bytes: 1KiB }\n",
+    );
+    let run = sb.cli(&[
+        "run",
+        "--policy",
+        "policies/nomount.yaml",
+        "--plugin",
+        ALLOWED,
+    ]);
+    assert_policy_failure(&run, "error[missing-mount-folder]", 1);
+    let run_err = stderr(&run);
+    assert_eq!(run_err.matches("does-not-exist").count(), 2, "{run_err}");
+    let lint = sb.cli(&["policy", "lint", "--policy", "policies/nomount.yaml"]);
+    assert_eq!(lint.status.code(), Some(0), "a warning for lint");
+    let lint = String::from_utf8(lint.stdout).unwrap();
+    let body = |text: &str| -> String {
+        text.lines()
+            .filter(|l| {
+                !l.starts_with("error") && !l.starts_with("warning") && !l.contains(" errors, ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(lint.contains("warning[missing-mount-folder]: host folder `./does-not-exist` of mount `/x` does not exist"), "{lint}");
+    assert!(run_err.contains("error[missing-mount-folder]: host folder `./does-not-exist` of mount `/x` does not exist"), "{run_err}");
+    assert!(
+        body(&lint).starts_with(body(&run_err).trim_end()),
+        "lint:\n{lint}\nrun:\n{run_err}"
+    );
+    // --deny-warnings makes lint fail on it.
+    let strict = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/nomount.yaml",
+        "--deny-warnings",
+    ]);
+    assert_eq!(strict.status.code(), Some(1));
+    let clean = sb.cli(&["policy", "lint", "--policy", DEMO, "--deny-warnings"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+}
+
+#[test]
+fn entry_errors_list_the_exports_with_their_types_and_components_are_named() {
+    let sb = Sandbox::new();
+    sb.write(
+        "two.wat",
+        r#"(module (memory (export "mem") 1) (func (export "add") (param i32 i64) (result i32) (local.get 0)) (func (export "_start")))"#,
+    );
+    let out = sb.cli(&[
+        "run", "--policy", DEMO, "--plugin", "two.wat", "--entry", "add",
+    ]);
+    assert_start_failure(
+        &out,
+        "no exported function `add` of type `() -> ()`; its exports: `mem`: memory, `add`: (i32, i64) -> (i32), `_start`: () -> ()",
+    );
+    sb.write("component.wat", "(component)");
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", "component.wat"]);
+    assert_start_failure(
+        &out,
+        "is a WebAssembly component; `sandbox-cli` runs core modules only",
+    );
+    assert!(!stderr(&out).contains("enable the feature"));
+}
+
+/// Every subcommand path of the CLI, for help and version checks.
+const SUBCOMMANDS: &[&[&str]] = &[
+    &["run"],
+    &["explain"],
+    &["policy", "lint"],
+    &["policy", "template"],
+    &["policy", "schema"],
+    &["policy", "learn"],
+    &["policy", "diff"],
+    &["policy", "replay"],
+    &["report", "verify"],
+    &["completions"],
+    &["cache", "list"],
+    &["cache", "clean"],
+];
+
+#[test]
+fn every_flag_has_help_and_every_subcommand_knows_the_version() {
+    let sb = Sandbox::new();
+    let version = format!(" {}\n", env!("CARGO_PKG_VERSION"));
+    for path in SUBCOMMANDS {
+        let out = sb.cli(&[&path[..], &["--version"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{path:?}: {}", stderr(&out));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            printed.starts_with("sandbox-cli") && printed.ends_with(&version),
+            "{path:?}: {printed}"
+        );
+        // `-h`: one line per flag, its help beside it.
+        let out = sb.cli(&[&path[..], &["-h"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{path:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for line in help.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("--") || (trimmed.starts_with('-') && trimmed.len() > 1) {
+                // `--flag <VALUE>  text`: a flag without help has nothing after its name.
+                assert!(
+                    trimmed.contains("  "),
+                    "{path:?}: flag without help: `{line}`"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sb.cli(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("sandbox-cli"), "{shell}");
+        assert!(
+            script.contains("deny-warnings"),
+            "{shell}: the lint flag is completed"
+        );
+    }
+    assert_eq!(sb.cli(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn sarif_names_the_tool_version_and_each_rule_has_help() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&[
+        "policy",
+        "lint",
+        "--policy",
+        "policies/noisy.yaml",
+        "--format",
+        "sarif",
+    ]);
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let driver = &sarif["runs"][0]["tool"]["driver"];
+    assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+    let rules = driver["rules"].as_array().unwrap();
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let help = rule["help"]["text"].as_str().unwrap();
+        assert!(!help.is_empty(), "{rule}");
+    }
+}
+
+#[test]
+fn cache_list_and_clean_show_and_remove_the_compiled_modules() {
+    let sb = Sandbox::new();
+    let out = sb.cli(&["cache", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(": 0 entries, 0 bytes"));
+    let out = sb.cli(&["run", "--policy", DEMO, "--plugin", ALLOWED]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sb.cache_entries().len(), 1);
+    let out = sb.cli(&["cache", "list"]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(list.contains(": 1 entry, "), "{list}");
+    assert!(
+        list.contains(".cwasm") && list.contains("seconds old"),
+        "{list}"
+    );
+    let out = sb.cli(&["cache", "clean"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("removed 1 entry ("));
+    assert!(sb.cache_entries().is_empty());
+}
+
+// ---- explain: the whole change; policy fix ----
+
+#[test]
+fn explain_all_explains_every_deny_and_a_missing_policy_is_said_plainly() {
+    let sb = Sandbox::new();
+    let (_, report, _) = sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    let denies = report["summary"]["denied"].as_u64().unwrap() as usize;
+    let out = sb.cli(&["explain", "--report-file", "report.json", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("{denies} denies in `report.json`\n")),
+        "{text}"
+    );
+    assert_eq!(text.matches(" denied\n").count(), denies, "{text}");
+    let out = sb.cli(&[
+        "explain",
+        "--report-file",
+        "report.json",
+        "--all",
+        "--format",
+        "json",
+    ]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), denies);
+    // From another folder the report's relative policy path does not resolve: said plainly,
+    // and no deny is explained as a built-in default.
+    std::fs::create_dir(sb.path("elsewhere")).unwrap();
+    std::fs::copy(sb.path("report.json"), sb.path("elsewhere/r.json")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+        .args(["explain", "--report-file", "r.json", "--event-index", "5"])
+        .current_dir(sb.path("elsewhere"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("policy:  `policies/demo.yaml` cannot be found from here"),
+        "{text}"
+    );
+    assert!(text.contains("give `--policy`"), "{text}");
+    assert!(!text.contains("built-in default"), "{text}");
+}
+
+#[test]
+fn explain_suggests_the_whole_change_a_deny_needs() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    let suggestion = |index: &str| -> String {
+        let out = sb.cli(&[
+            "explain",
+            "--report-file",
+            "report.json",
+            "--event-index",
+            index,
+            "--format",
+            "json",
+        ]);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["suggestion"]["yaml"].as_str().unwrap().to_owned()
+    };
+    // A write on a read-only mount: the mount and the rule together.
+    let yaml = suggestion("4");
+    assert!(yaml.contains("mode: rw"), "{yaml}");
+    assert!(
+        yaml.contains("ops: [write, create], paths: [\"/data/hello.txt\"]"),
+        "{yaml}"
+    );
+    // A quota: headroom, and the policy's other quota kept in the flow map.
+    let yaml = suggestion("7");
+    assert_eq!(
+        yaml,
+        "filesystem:\n  quotas: { read_bytes: 1MiB, write_bytes: 88KiB }\n"
+    );
+    // A new file: create and write together.
+    assert!(suggestion("5").contains("ops: [write, create]"));
+}
+
+#[test]
+fn policy_fix_merges_the_changes_keeps_comments_and_proves_them_by_replay() {
+    let sb = Sandbox::new();
+    sb.run(DEMO, DENY_HEAVY, &["--quiet"]);
+    // `sb.run` writes `report.json` each time: keep this run's report apart.
+    std::fs::copy(sb.path("report.json"), sb.path("denied.json")).unwrap();
+    let before = std::fs::read_to_string(sb.path(DEMO)).unwrap();
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        DEMO,
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/fixed.yaml",
+        "--event-index",
+        "4,5,7",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("replay of `denied.json` under it: 3 of 3 denies now allowed"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path(DEMO)).unwrap(),
+        before,
+        "the input policy is untouched"
+    );
+    let fixed = std::fs::read_to_string(sb.path("policies/fixed.yaml")).unwrap();
+    // Every comment of the original is still there.
+    for comment in before.lines().filter(|l| l.trim_start().starts_with('#')) {
+        assert!(fixed.contains(comment), "lost `{comment}`");
+    }
+    assert!(
+        fixed.contains("read_bytes: 1MiB, write_bytes: 88KiB"),
+        "{fixed}"
+    );
+    assert!(
+        fixed.contains("{ guest: /data, host: ./fixtures/data, mode: rw }"),
+        "{fixed}"
+    );
+    // The rerun under the fixed policy has none of those denies.
+    let (code, rerun, _) = sb.run("policies/fixed.yaml", DENY_HEAVY, &["--quiet"]);
+    assert_eq!(code, 0);
+    for seq in [4, 5, 7] {
+        let e = &rerun["events"].as_array().unwrap();
+        let path = &report_path_of(&sb, seq);
+        assert!(
+            e.iter()
+                .any(|e| &e["context"]["path"] == path && e["decision"] == "allow"),
+            "event {seq} ({path}) is still denied"
+        );
+    }
+    // Every deny by default: the deliberate deny rule and what no rule can allow stay, listed.
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        DEMO,
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/all.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("event 2: left denied: deny rule `no-secrets` matched it on purpose"),
+        "{said}"
+    );
+    assert!(
+        said.contains("event 4: left denied: its mount is read-only"),
+        "{said}"
+    );
+    // A fix that cannot work exits 1: a policy whose deny rule the fix cannot see past.
+    sb.demo_variant(
+        "policies/blocked.yaml",
+        "  quotas: { read_bytes",
+        "    - { id: no-out, effect: deny, ops: [write, create, delete, list], paths: [\"/out/**\"] }\n  quotas: { read_bytes",
+    );
+    let out = sb.cli(&[
+        "policy",
+        "fix",
+        "--policy",
+        "policies/blocked.yaml",
+        "--report-file",
+        "denied.json",
+        "--output",
+        "policies/still.yaml",
+        "--event-index",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("still denies 1 of the chosen"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The path of event `seq` of `denied.json`.
+fn report_path_of(sb: &Sandbox, seq: usize) -> Value {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("denied.json")).unwrap()).unwrap();
+    report["events"][seq]["context"]["path"].clone()
+}
+
+// ---- safe learning ----
+
+#[test]
+fn policy_learn_refuses_a_run_that_taught_nothing_unless_allow_empty() {
+    let sb = Sandbox::new();
+    sb.write("noop.wat", r#"(module (func (export "_start")))"#);
+    for (args, needle) in [
+        (
+            vec!["--plugin", DENY_HEAVY],
+            "made 12 filesystem requests, none inside the base policy's mounts",
+        ),
+        (
+            vec!["--plugin", "noop.wat", "--policy", DEMO],
+            "recorded no events",
+        ),
+        (
+            vec![
+                "--plugin",
+                "examples/plugins/spin_forever.wat",
+                "--policy",
+                DEMO,
+            ],
+            "ended `fuel_exhausted`",
+        ),
+    ] {
+        let mut all = vec!["policy", "learn", "--output", "out.yaml"];
+        all.extend_from_slice(&args);
+        let out = sb.cli(&all);
+        assert_start_failure(&out, needle);
+        assert!(
+            stderr(&out).contains("give `--allow-empty`"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!sb.path("out.yaml").exists(), "{args:?}: written anyway");
+        all.push("--allow-empty");
+        let out = sb.cli(&all);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("warning: the learning run {needle}")));
+        std::fs::remove_file(sb.path("out.yaml")).unwrap();
+    }
+}
+
+#[test]
+fn policy_learn_grants_create_with_write_so_the_policy_works_on_a_clean_folder() {
+    let sb = Sandbox::new();
+    // The file exists during learning: the run only writes it, never creates it.
+    sb.write(RESULT_LOG, "old\n");
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            ALLOWED,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("learned policy written"));
+    let learned = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    assert!(
+        learned.contains(r#"ops: [write, create], paths: ["/out/result.log"]"#),
+        "{learned}"
+    );
+    // On a clean folder the file must be created: no deny.
+    std::fs::remove_file(sb.path(RESULT_LOG)).unwrap();
+    let (code, report, _) = sb.run("learned.yaml", ALLOWED, &["--quiet"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["denied"], 0, "{}", report["events"]);
+}
+
+#[test]
+fn policy_learn_marks_every_grant_beyond_the_base_policy_for_review() {
+    let sb = Sandbox::new();
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "learned.yaml",
+        ],
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    let learned = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    let lines: Vec<&str> = learned.lines().collect();
+    let mut rules = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(id) = line
+            .trim_start()
+            .strip_prefix("- { id: ")
+            .and_then(|rest| rest.split(',').next())
+        else {
+            continue;
+        };
+        if lines.iter().all(|l| !l.contains("- { guest:")) || !line.contains("ops:") {
+            continue;
+        }
+        rules += 1;
+        // Every learned rule here allows something the demo policy denied.
+        assert!(
+            lines[i - 1].trim_start().starts_with("# REVIEW: "),
+            "rule `{id}` is not marked:\n{learned}"
+        );
+        let listed = said.contains(&format!("review: rule `{id}` allows "))
+            || lines[i - 1].contains("deny rule");
+        assert!(listed, "rule `{id}` is not in the summary:\n{said}");
+    }
+    assert_eq!(rules, 4, "{learned}");
+    assert_eq!(lint_json(&sb, "learned.yaml")["errors"], 0);
+}
+
+// ---- the README as a test ----
+
+/// A command of the README: `$ ` commands with the output shown under them, or a plain
+/// command block's line (which must succeed).
+#[derive(Debug)]
+struct ReadmeCommand {
+    line: usize,
+    command: String,
+    /// `None` for a plain command (its output is not shown in the README).
+    expected: Option<Vec<String>>,
+}
+
+/// Every command in the README's indented code blocks (fenced blocks are code, not commands),
+/// with `\` continuations joined.
+fn readme_commands(readme: &str) -> Vec<ReadmeCommand> {
+    let mut commands: Vec<ReadmeCommand> = Vec::new();
+    let mut in_fence = false;
+    let mut in_block = false;
+    let mut plain_block = false;
+    let mut continuing = false;
+    let mut prev_blank = true;
+    for (i, raw) in readme.lines().enumerate() {
+        if raw.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        let code = raw.strip_prefix("    ").filter(|_| !in_fence);
+        match code {
+            Some(text) if in_block || prev_blank => {
+                if !in_block {
+                    in_block = true;
+                    plain_block = !text.starts_with("$ ");
+                }
+                if continuing {
+                    let last = commands.last_mut().unwrap();
+                    last.command.push(' ');
+                    last.command
+                        .push_str(text.trim().trim_end_matches('\\').trim_end());
+                } else if let Some(cmd) = text.strip_prefix("$ ") {
+                    commands.push(ReadmeCommand {
+                        line: i + 1,
+                        command: cmd.trim_end_matches('\\').trim_end().to_owned(),
+                        expected: Some(Vec::new()),
+                    });
+                } else if plain_block {
+                    commands.push(ReadmeCommand {
+                        line: i + 1,
+                        command: text.trim_end_matches('\\').trim_end().to_owned(),
+                        expected: None,
+                    });
+                } else if let Some(last) = commands.last_mut() {
+                    last.expected.as_mut().unwrap().push(text.to_owned());
+                }
+                continuing = text.ends_with('\\');
+            }
+            _ => {
+                in_block = false;
+                continuing = false;
+            }
+        }
+        prev_blank = raw.trim().is_empty();
+    }
+    commands
+}
+
+/// Whether `actual` matches `expected`, where a `...` line stands for any lines (or none).
+fn lines_match(expected: &[String], actual: &[&str]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => {
+            (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => actual
+            .split_first()
+            .is_some_and(|(a, more)| a.trim_end() == first.trim_end() && lines_match(rest, more)),
+    }
+}
+
+/// Commands of the README the test does not run, with why; any other command must run.
+const README_NOT_RUN: &[(&str, &str)] = &[
+    ("./scripts/test.sh", "it is this test suite"),
+    (
+        "rustup target add wasm32-wasip1",
+        "installed before the tests run",
+    ),
+    (
+        "cargo build --release --target wasm32-wasip1 --manifest-path examples/guests/Cargo.toml",
+        "the tests build the guests (the WASI tests' `guest`) and copy them in",
+    ),
+];
+
+#[test]
+fn every_readme_command_runs_and_prints_what_the_readme_shows() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let commands = readme_commands(&readme);
+    assert!(commands.len() >= 10, "{commands:#?}");
+    let sb = Sandbox::new();
+    // The Rust guests, where the README's commands look for them.
+    let built = Path::new(&wasi::guest("copy")).parent().unwrap().to_owned();
+    let guests = sb.path("examples/guests/target/wasm32-wasip1/release");
+    std::fs::create_dir_all(&guests).unwrap();
+    for entry in std::fs::read_dir(&built).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            std::fs::copy(&path, guests.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // `sandbox-cli` on PATH, as after `cargo install`.
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sandbox-cli"), bin.join("sandbox-cli")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tracked = shipped_hashes(sb.dir.path());
+    let mut ran = 0;
+    for cmd in &commands {
+        if let Some((_, why)) = README_NOT_RUN.iter().find(|(c, _)| *c == cmd.command) {
+            assert!(!why.is_empty());
+            continue;
+        }
+        let shell = cmd
+            .command
+            .strip_prefix("cargo run -p sandbox-cli -- ")
+            .map(|rest| format!("sandbox-cli {rest}"))
+            .unwrap_or_else(|| cmd.command.clone());
+        let out = Command::new("sh")
+            .args(["-c", &shell])
+            .current_dir(sb.dir.path())
+            .env("PATH", &path)
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        ran += 1;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "README line {}: `{}` failed: {}",
+            cmd.line,
+            cmd.command,
+            stderr(&out)
+        );
+        let Some(expected) = &cmd.expected else {
+            continue;
+        };
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let actual: Vec<&str> = printed.lines().collect();
+        assert!(
+            lines_match(expected, &actual),
+            "README line {}: `{}` printed\n{printed}\nbut the README shows\n{}",
+            cmd.line,
+            cmd.command,
+            expected.join("\n")
+        );
+    }
+    assert!(ran >= 8, "only {ran} README commands ran");
+    // No README command changed a shipped file.
+    assert_eq!(
+        shipped_hashes(sb.dir.path()),
+        tracked,
+        "a README command changed a file the repository ships"
+    );
+    for (c, _) in README_NOT_RUN {
+        assert!(
+            commands.iter().any(|cmd| cmd.command == *c),
+            "`{c}` is no longer in the README: drop it from README_NOT_RUN"
+        );
+    }
+}
+
+/// (path, SHA-256) of every file git tracks under `policies/` and `examples/plugins/`, as the
+/// copy in `root` holds it now ("missing" when a command deleted it).
+fn shipped_hashes(root: &Path) -> Vec<(String, String)> {
+    let out = Command::new("git")
+        .args(["ls-files", "-z", "policies", "examples/plugins"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git ls-files failed");
+    let files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(files.iter().any(|f| f == DEMO), "{files:?}");
+    files
+        .into_iter()
+        .map(|f| {
+            let hash = match std::fs::read(root.join(&f)) {
+                Ok(bytes) => sandbox_runtime::sha256_hex(&bytes),
+                Err(_) => "missing".to_owned(),
+            };
+            (f, hash)
+        })
+        .collect()
+}
+
+#[test]
+fn readme_lines_match_with_elision() {
+    let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(lines_match(&e(&["a", "...", "d"]), &["a", "b", "c", "d"]));
+    assert!(lines_match(&e(&["a", "...", "d"]), &["a", "d"]));
+    assert!(!lines_match(&e(&["a", "d"]), &["a", "b", "d"]));
+    assert!(!lines_match(&e(&["a", "..."]), &["b"]));
+}
+
+#[test]
+fn policy_learn_generalize_names_folders_and_says_what_that_widens() {
+    let sb = Sandbox::new();
+    let out = learn(
+        &sb,
+        &[
+            "--plugin",
+            DENY_HEAVY,
+            "--policy",
+            DEMO,
+            "--output",
+            "policies/general.yaml",
+            "--generalize",
+        ],
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains("generalized: rule `write-create-out` now allows write, create on every file directly in `/out` (it named `/out/big.log`, `/out/notes.txt`)"),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(sb.path("policies/general.yaml")).unwrap();
+    assert!(
+        text.contains(r#"ops: [write, create], paths: ["/out/*"] }"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("# REVIEW: generalized: rule `write-create-out`"),
+        "{text}"
+    );
+    // A rule that only lists a folder stays exact.
+    assert!(text.contains(r#"ops: [list], paths: ["/out"] }"#), "{text}");
+    assert_eq!(lint_json(&sb, "policies/general.yaml")["errors"], 0);
+    let (code, rerun, _) = sb.run("policies/general.yaml", DENY_HEAVY, &["--quiet"]);
+    assert_eq!(code, 0);
+    assert!(grantable_denies(&rerun).is_empty(), "{}", rerun["events"]);
 }

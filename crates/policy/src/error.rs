@@ -89,3 +89,37 @@ fn render_first(errors: &[PolicyError]) -> String {
         None => "invalid policy".to_owned(),
     }
 }
+
+/// The candidate closest to `value` when it is close enough to be a misspelling of it
+/// (`filesytem` for `filesystem`, `audti` for `audit`).
+pub fn closest<'a>(value: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(value, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `"; did you mean `x`?"` when [`closest`] finds one, else nothing: for the end of a message.
+pub fn did_you_mean(value: &str, candidates: &[&str]) -> String {
+    closest(value, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn misspellings_find_their_word_and_strangers_find_none() {
+        let keys = ["version", "name", "mode", "filesystem", "network"];
+        assert_eq!(super::closest("filesytem", &keys), Some("filesystem"));
+        assert_eq!(super::closest("mdoe", &keys), Some("mode"));
+        assert_eq!(super::closest("zzz", &keys), None);
+        assert_eq!(
+            super::did_you_mean("audti", &["enforce", "audit"]),
+            "; did you mean `audit`?"
+        );
+        assert_eq!(super::did_you_mean("qqqq", &["enforce", "audit"]), "");
+    }
+}

@@ -381,6 +381,11 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
                         Some(op) => grant.ops.insert(op),
                         None => grant.stat = true,
                     }
+                    // A file written here may not exist on the next run: `create` goes with
+                    // `write`, or the learned policy fails on a clean folder.
+                    if r.op == FsAccess::Write {
+                        grant.ops.insert(FsOperation::Create);
+                    }
                     grant.seqs.push(event.seq);
                     grant.capabilities.insert(event.capability.clone());
                     grant.via_symlink |= via_symlink;

@@ -788,6 +788,15 @@ fn neutralise(text: &str) -> String {
 /// Human-readable findings with the source line and a caret, then a count line. Ends with a
 /// newline; no colours and no dependence on the terminal.
 pub fn render_text(report: &LintReport, text: &str, display_path: &str) -> String {
+    let mut out = render_findings(report, text, display_path);
+    out.push_str(&summary(report));
+    out.push('\n');
+    out
+}
+
+/// The findings of [`render_text`] without its count line: what `run` shows for a policy it
+/// refuses, in the same words and with the same snippet as `lint`.
+pub fn render_findings(report: &LintReport, text: &str, display_path: &str) -> String {
     let mut out = String::new();
     let lines: Vec<&str> = text.lines().collect();
     let path = neutralise(display_path);
@@ -824,8 +833,6 @@ pub fn render_text(report: &LintReport, text: &str, display_path: &str) -> Strin
         }
         out.push_str(&format!("{pad} = help: {}\n\n", neutralise(&finding.hint)));
     }
-    out.push_str(&summary(report));
-    out.push('\n');
     out
 }
 
@@ -894,6 +901,16 @@ pub fn render_json(report: &LintReport, display_path: &str, pretty: bool) -> Str
 
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
+/// The tool's `informationUri` in SARIF: the package's `homepage` or `repository` from
+/// Cargo.toml, absent while the package names neither.
+pub const SARIF_INFORMATION_URI: Option<&str> = match option_env!("CARGO_PKG_HOMEPAGE") {
+    Some(uri) if !uri.is_empty() => Some(uri),
+    _ => match option_env!("CARGO_PKG_REPOSITORY") {
+        Some(uri) if !uri.is_empty() => Some(uri),
+        _ => None,
+    },
+};
+
 #[derive(Serialize)]
 struct Sarif<'a> {
     #[serde(rename = "$schema")]
@@ -917,6 +934,9 @@ struct SarifTool<'a> {
 #[serde(rename_all = "camelCase")]
 struct SarifDriver<'a> {
     name: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    information_uri: Option<&'a str>,
     rules: Vec<SarifRule<'a>>,
 }
 
@@ -925,6 +945,8 @@ struct SarifDriver<'a> {
 struct SarifRule<'a> {
     id: &'a str,
     short_description: SarifText,
+    /// How to fix it (the hint of the rule's first finding).
+    help: SarifText,
     default_configuration: SarifConfiguration,
 }
 
@@ -989,6 +1011,9 @@ pub fn render_sarif(report: &LintReport, display_path: &str, pretty: bool) -> St
                     short_description: SarifText {
                         text: describe_lint(f.lint_id).into(),
                     },
+                    help: SarifText {
+                        text: f.hint.clone(),
+                    },
                     default_configuration: SarifConfiguration { level: f.severity },
                 });
                 rules.len() - 1
@@ -1019,6 +1044,8 @@ pub fn render_sarif(report: &LintReport, display_path: &str, pretty: bool) -> St
             tool: SarifTool {
                 driver: SarifDriver {
                     name: "sandbox-cli",
+                    version: env!("CARGO_PKG_VERSION"),
+                    information_uri: SARIF_INFORMATION_URI,
                     rules,
                 },
             },

@@ -10,13 +10,18 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::{PolicyError, PolicyErrorKind, PolicyErrors};
+use crate::error::{did_you_mean, PolicyError, PolicyErrorKind, PolicyErrors};
 use crate::glob::GlobPattern;
 use crate::model::*;
 use crate::net::{normalize_host, parse_ip_literal, Cidr, HostPattern, PortRange};
 use crate::path::normalize_guest_path;
 use crate::size::parse_size;
 use crate::span::Span;
+
+/// Every filesystem operation's name, for suggestions.
+const FS_OPS: [&str; 7] = [
+    "read", "write", "create", "delete", "list", "rename", "symlink",
+];
 
 /// Longest wall-clock budget a policy may set: one day.
 pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
@@ -186,6 +191,207 @@ impl<'de> Deserialize<'de> for RawPort {
     }
 }
 
+/// A YAML node as written, only to check its keys: every mapping's keys with their places.
+enum Node {
+    Map(Vec<(Spanned<KeyText>, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+/// A mapping key as text (a number or boolean key is shown as written).
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText("null".to_owned()))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+                    entries.push((key, map.next_value::<Node>()?));
+                }
+                Ok(Node::Map(entries))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Node>()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+        }
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+/// The keys a mapping at `path` may hold (`[]` stands for a list's items); `None` where the
+/// policy's author names the keys (`env`, `network.resolve`). Matches the `Raw*` structs.
+fn known_keys(path: &str) -> Option<&'static [&'static str]> {
+    Some(match path {
+        "" => &[
+            "version",
+            "name",
+            "mode",
+            "on_deny",
+            "deterministic",
+            "budgets",
+            "filesystem",
+            "network",
+            "stdio",
+            "env",
+            "limits",
+        ],
+        "budgets" => &["fuel", "timeout_ms", "memory_bytes"],
+        "filesystem" => &["mounts", "rules", "quotas"],
+        "filesystem.mounts[]" => &["guest", "host", "mode"],
+        "filesystem.rules[]" => &["id", "effect", "ops", "paths"],
+        "filesystem.quotas" => &["read_bytes", "write_bytes"],
+        "network" => &["rules", "quotas", "resolve"],
+        "network.rules[]" => &["id", "effect", "hosts", "cidrs", "ports"],
+        "network.quotas" => &["connections", "egress_bytes", "ingress_bytes"],
+        "stdio" => &["stdout_bytes", "stderr_bytes"],
+        "limits" => &["max_events", "module_bytes", "open_files"],
+        _ => return None,
+    })
+}
+
+/// Every unknown key of the policy, each with the key it is likely a misspelling of.
+fn unknown_keys(node: &Node, path: &str, errors: &mut Vec<PolicyError>) {
+    match node {
+        Node::Map(entries) => {
+            let known = known_keys(path);
+            for (key, value) in entries {
+                let name = key.value.0.as_str();
+                if let Some(known) = known {
+                    if !known.contains(&name) {
+                        errors.push(unknown_key_error(name, path, known, span_of(key)));
+                        continue;
+                    }
+                } else {
+                    continue;
+                }
+                let child = match path {
+                    "" => name.to_owned(),
+                    _ => format!("{path}.{name}"),
+                };
+                unknown_keys(value, &child, errors);
+            }
+        }
+        Node::Seq(items) => {
+            for item in items {
+                unknown_keys(item, &format!("{path}[]"), errors);
+            }
+        }
+        Node::Scalar => {}
+    }
+}
+
+fn unknown_key_error(name: &str, path: &str, known: &[&str], span: Span) -> PolicyError {
+    let place = match path {
+        "" => "at the top level".to_owned(),
+        _ => format!("in `{}`", path.replace("[]", "")),
+    };
+    let help = match crate::error::closest(name, known) {
+        Some(near) => format!("did you mean `{near}`? (keys here: {})", known.join(", ")),
+        None => format!("remove it or use one of: {}", known.join(", ")),
+    };
+    PolicyError::new(
+        PolicyErrorKind::UnknownKey,
+        span,
+        format!("unknown key `{name}` {place}"),
+        help,
+    )
+}
+
+/// A YAML syntax error in plain words, or `None` when the text is well-formed YAML.
+fn syntax_error(text: &str) -> Option<PolicyError> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    let error = serde_saphyr::from_str_with_options::<de::IgnoredAny>(text, options).err()?;
+    let span = error
+        .location()
+        .map(|l| Span::new(l.line(), l.column()))
+        .unwrap_or(Span::UNKNOWN);
+    let raw = error.to_string();
+    let raw = raw.split(" at line ").next().unwrap_or(&raw).trim();
+    let (message, help) = if let Some(key) = raw.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key).trim();
+        (
+            format!("key `{key}` is given twice in the same mapping"),
+            "keep one of them".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "the file is not valid YAML: {}",
+                raw.trim_end_matches('.').to_lowercase()
+            ),
+            "check the indentation, quotes and brackets at this place".to_owned(),
+        )
+    };
+    Some(PolicyError::new(
+        PolicyErrorKind::Syntax,
+        span,
+        message,
+        help,
+    ))
+}
+
 fn span_of<T>(spanned: &Spanned<T>) -> Span {
     Span::new(spanned.referenced.line(), spanned.referenced.column())
 }
@@ -227,11 +433,50 @@ pub fn parse_policy(text: &str, base_dir: &Path) -> Result<Policy, PolicyErrors>
             )],
         });
     }
+    if let Some(error) = syntax_error(text) {
+        return Err(PolicyErrors {
+            errors: vec![error],
+        });
+    }
+    // Every unknown key at once; the typed pass stops at the first mistake of its kind.
+    let mut structural = Vec::new();
+    let options = serde_saphyr::options! { with_snippet: false };
+    if let Ok(node) = serde_saphyr::from_str_with_options::<Node>(text, options) {
+        unknown_keys(&node, "", &mut structural);
+    }
+    match typed(text, base_dir) {
+        Ok(policy) if structural.is_empty() => Ok(policy),
+        Ok(_) => Err(PolicyErrors { errors: structural }),
+        Err(errors) => {
+            let unknown_first = errors.first().map(|e| e.kind) == Some(PolicyErrorKind::UnknownKey);
+            if !unknown_first || structural.is_empty() {
+                structural.extend(errors);
+            } else {
+                // With the unknown keys' lines blanked, the rest of the policy is checked too,
+                // so one pass reports every mistake it can.
+                let blanked = blank_unknown_keys(text, &structural);
+                if blanked != text {
+                    if let Err(more) = typed(&blanked, base_dir) {
+                        structural.extend(
+                            more.into_iter()
+                                .filter(|e| e.kind != PolicyErrorKind::UnknownKey),
+                        );
+                    }
+                }
+            }
+            structural.sort_by_key(|e| (e.span.line, e.span.column));
+            structural.dedup();
+            Err(PolicyErrors { errors: structural })
+        }
+    }
+}
+
+/// The typed pass and validation: every mistake the validator finds, or the first one the
+/// YAML-to-types step stops at.
+fn typed(text: &str, base_dir: &Path) -> Result<Policy, Vec<PolicyError>> {
     let options = serde_saphyr::options! { with_snippet: false };
     let raw: RawPolicy =
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| PolicyErrors {
-            errors: vec![yaml_error(&e)],
-        })?;
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| vec![yaml_error(&e)])?;
     let mut v = Validator {
         errors: Vec::new(),
         rule_ids: HashSet::new(),
@@ -241,8 +486,40 @@ pub fn parse_policy(text: &str, base_dir: &Path) -> Result<Policy, PolicyErrors>
         Ok(policy)
     } else {
         v.errors.sort_by_key(|e| (e.span.line, e.span.column));
-        Err(PolicyErrors { errors: v.errors })
+        Err(v.errors)
     }
+}
+
+/// `text` with each unknown key written in block style (first on its line) blanked out with
+/// its indented value, line numbers kept. Keys inside a flow map stay.
+fn blank_unknown_keys(text: &str, errors: &[PolicyError]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for e in errors
+        .iter()
+        .filter(|e| e.kind == PolicyErrorKind::UnknownKey)
+    {
+        let Some(at) = (e.span.line as usize).checked_sub(1) else {
+            continue;
+        };
+        let Some(line) = lines.get(at) else { continue };
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if e.span.column as usize != indent + 1 || line.trim_start().starts_with('-') {
+            continue;
+        }
+        lines[at].clear();
+        for next in lines.iter_mut().skip(at + 1) {
+            let inner = next.len() - next.trim_start_matches(' ').len();
+            if !next.trim().is_empty() && inner <= indent {
+                break;
+            }
+            next.clear();
+        }
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 fn yaml_error(error: &serde_saphyr::Error) -> PolicyError {
@@ -261,11 +538,20 @@ fn yaml_error(error: &serde_saphyr::Error) -> PolicyError {
             PolicyErrorKind::UnknownKey,
             "remove the key or fix its spelling; `sandbox-cli policy schema` lists every key",
         )
-    } else if message.contains("missing field") {
-        (
+    } else if message.contains("missing field `version`") {
+        return PolicyError::new(
             PolicyErrorKind::MissingKey,
+            Span::new(1, 1),
+            "the policy has no `version` key",
+            "add `version: 1` as the first line",
+        );
+    } else if let Some(field) = missing_field(&message) {
+        return PolicyError::new(
+            PolicyErrorKind::MissingKey,
+            span,
+            format!("missing key `{field}`"),
             "add the key; `sandbox-cli policy schema` says which keys are required",
-        )
+        );
     } else if message.contains("invalid type") || message.contains("expected") {
         (
             PolicyErrorKind::WrongType,
@@ -278,6 +564,12 @@ fn yaml_error(error: &serde_saphyr::Error) -> PolicyError {
         )
     };
     PolicyError::new(kind, span, message, help)
+}
+
+/// The key a serde "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.split("missing field `").nth(1)?;
+    rest.split('`').next()
 }
 
 struct Validator {
@@ -310,7 +602,10 @@ impl Validator {
                         self.error(
                             PolicyErrorKind::InvalidValue,
                             span_of(m),
-                            format!("`mode: {other}` is not a mode"),
+                            format!(
+                                "`mode: {other}` is not a mode{}",
+                                did_you_mean(other, &["enforce", "audit"])
+                            ),
                             "write `mode: enforce` or `mode: audit`",
                         );
                         Mode::Enforce
@@ -331,7 +626,10 @@ impl Validator {
                     self.error(
                         PolicyErrorKind::InvalidValue,
                         span_of(o),
-                        format!("`on_deny: {other}` is not a choice"),
+                        format!(
+                            "`on_deny: {other}` is not a choice{}",
+                            did_you_mean(other, &["error", "trap"])
+                        ),
                         "write `on_deny: error` (the guest gets an error code) or `on_deny: trap`",
                     );
                     OnDeny::Error
@@ -489,7 +787,10 @@ impl Validator {
                 self.error(
                     PolicyErrorKind::InvalidValue,
                     span_of(effect),
-                    format!("`effect: {other}` is not an effect"),
+                    format!(
+                        "`effect: {other}` is not an effect{}",
+                        did_you_mean(other, &["allow", "deny"])
+                    ),
                     "write `effect: allow` or `effect: deny`",
                 );
                 Effect::Deny
@@ -554,7 +855,10 @@ impl Validator {
                     self.error(
                         PolicyErrorKind::InvalidValue,
                         m.mode.as_ref().map(span_of).unwrap_or(span),
-                        format!("mount mode `{other}` is not a mode"),
+                        format!(
+                            "mount mode `{other}` is not a mode{}",
+                            did_you_mean(other, &["ro", "rw"])
+                        ),
                         "write `mode: ro` (read-only, the default) or `mode: rw`",
                     );
                     MountMode::ReadOnly
@@ -580,7 +884,11 @@ impl Validator {
                     None => self.error(
                         PolicyErrorKind::InvalidValue,
                         span_of(op),
-                        format!("`{}` is not a filesystem operation", op.value),
+                        format!(
+                            "`{}` is not a filesystem operation{}",
+                            op.value,
+                            did_you_mean(&op.value, &FS_OPS)
+                        ),
                         "use read, write, create, delete, list, rename or symlink",
                     ),
                 }
@@ -762,5 +1070,96 @@ impl Validator {
             resolve,
             span,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<PolicyError> {
+        parse_policy(text, Path::new(".")).unwrap_err().errors
+    }
+
+    #[test]
+    fn every_misspelt_key_is_reported_at_once_with_its_likely_word() {
+        let errors = errors("version: 1\nfilesytem: {}\nmdoe: audit\nbudgets: { fule: 1 }\n");
+        let found: Vec<(PolicyErrorKind, u32, &str)> = errors
+            .iter()
+            .map(|e| (e.kind, e.span.line, e.help.as_str()))
+            .collect();
+        assert_eq!(found.len(), 3, "{errors:?}");
+        assert!(found.iter().all(|f| f.0 == PolicyErrorKind::UnknownKey));
+        assert_eq!(found.iter().map(|f| f.1).collect::<Vec<_>>(), [2, 3, 4]);
+        assert!(found[0].2.starts_with("did you mean `filesystem`?"));
+        assert!(found[1].2.starts_with("did you mean `mode`?"));
+        assert!(found[2].2.starts_with("did you mean `fuel`?"));
+        assert_eq!(errors[2].message, "unknown key `fule` in `budgets`");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_reported_in_one_pass() {
+        let errors = errors(
+            "version: 1\nfilesytem:\n  mounts: []\nmode: audti\nbudgets:\n  fuel: lots\n  colour: red\n",
+        );
+        let found: Vec<(PolicyErrorKind, u32)> =
+            errors.iter().map(|e| (e.kind, e.span.line)).collect();
+        assert_eq!(
+            found,
+            [
+                (PolicyErrorKind::UnknownKey, 2),
+                (PolicyErrorKind::InvalidValue, 4),
+                (PolicyErrorKind::InvalidSize, 6),
+                (PolicyErrorKind::UnknownKey, 7),
+            ],
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn misspelt_values_get_a_suggestion() {
+        let errors = errors(
+            "version: 1\nmode: audti\nfilesystem:\n  rules:\n    - { id: a, effect: alow, ops: [reed], paths: [\"/x\"] }\n",
+        );
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`mode: audti` is not a mode; did you mean `audit`?",
+                "`effect: alow` is not an effect; did you mean `allow`?",
+                "`reed` is not a filesystem operation; did you mean `read`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_errors_are_their_own_class_in_plain_words() {
+        let e = &errors("version: 1\nname: [a\n")[0];
+        assert_eq!(e.kind, PolicyErrorKind::Syntax);
+        assert!(
+            e.message.starts_with("the file is not valid YAML: "),
+            "{e:?}"
+        );
+        let e = &errors("version: 1\nname: a\nname: b\n")[0];
+        assert_eq!(e.kind, PolicyErrorKind::Syntax);
+        assert_eq!(e.message, "key `name` is given twice in the same mapping");
+        assert_eq!((e.span.line, e.span.column), (3, 1));
+        for text in [
+            "version: 1\nname: a\nname: b\n",
+            "version: 1\n  name: x\n bad",
+        ] {
+            let e = &errors(text)[0];
+            for jargon in ["DuplicateKeyPolicy", "Options", "<anon>", "u64", "scalar"] {
+                assert!(!e.message.contains(jargon), "{jargon} in {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_version_points_at_the_top_of_the_file() {
+        let e = &errors("name: x\nmode: audit\n")[0];
+        assert_eq!(e.kind, PolicyErrorKind::MissingKey);
+        assert_eq!((e.span.line, e.span.column), (1, 1));
+        assert_eq!(e.message, "the policy has no `version` key");
     }
 }

@@ -14,7 +14,7 @@ const GUESTS_POLICY: &str = "policies/guests.yaml";
 
 /// Builds the Rust guests once per test binary (cargo's own lock serialises concurrent
 /// builds) and returns the path of `name.wasm`.
-fn guest(name: &str) -> String {
+pub(crate) fn guest(name: &str) -> String {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let guests = repo_root().join("examples/guests");
