@@ -209,6 +209,10 @@ pub struct LearnArgs {
     /// request outside the base policy's mounts, or an outcome other than `completed`)
     #[arg(long)]
     pub allow_empty: bool,
+    /// Really make the connections and name lookups the base policy denies (by default they
+    /// are recorded and answered with the deny's error, never made)
+    #[arg(long)]
+    pub allow_network: bool,
     /// Arguments for the guest (after `--`), as for `run`
     #[arg(last = true)]
     pub args: Vec<String>,

@@ -276,6 +276,8 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
             sha256_hex(&base_bytes),
         )
         .allocation(Allocation::OnDemand)
+        // Learning records what the plugin asks for; it never reaches a host BASE denies.
+        .refuse_relaxed_network(!args.allow_network)
         .build()
         .map_err(|e| start_error(e, &[], None))?;
     let plugin = sandbox

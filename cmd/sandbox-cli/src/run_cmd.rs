@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context};
 use sandbox_runtime::report::Report;
 use sandbox_runtime::{
-    sha256_hex, Allocation, ModuleCache, RunOutput, Sandbox, StartError, Status,
+    sha256_hex, Allocation, ModuleCache, OutputStreams, RunOutput, Sandbox, StartError, Status,
 };
 
 use crate::args::{ExitCodeFrom, RunArgs, VerifyArgs};
@@ -52,7 +52,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             &args.entry,
         )
         .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
-    let output = plugin.call_with_args(&input, &args.args);
+    // With a report file, the guest's output goes to the terminal as it is written, as
+    // `wasmtime run` prints it; without one, stdout carries the report alone.
+    let streams = match report_file {
+        Some(_) => OutputStreams {
+            stdout: Some(Box::new(std::io::stdout())),
+            stderr: Some(Box::new(std::io::stderr())),
+        },
+        None => OutputStreams::default(),
+    };
+    let output = plugin.call_streaming(&input, &args.args, streams);
     let exit = exit_for(&output.report, args.exit_code);
     // From here on nothing changes the exit code: write failures are said on stderr.
     if let Some(file) = stdout_file {
@@ -141,10 +150,6 @@ fn deliver(args: &RunArgs, report_file: Option<OutputFile>, output: &RunOutput) 
         output::to_stdout(json.as_bytes());
         return;
     }
-    // The runtime has no hook that tees the guest's output as it is written, so it goes to
-    // the terminal right after the call.
-    output::to_stdout(&output.stdout);
-    output::to_stderr(&output.stderr);
     if !args.quiet {
         output::to_stderr(summary(&output.report, &shown).as_bytes());
     }

@@ -2715,3 +2715,125 @@ fn policy_learn_generalize_names_folders_and_says_what_that_widens() {
     assert_eq!(code, 0);
     assert!(grantable_denies(&rerun).is_empty(), "{}", rerun["events"]);
 }
+
+/// With `--report-file`, the guest's stdout reaches the terminal while the guest still runs:
+/// the line arrives while the process is alive (it then spins until its 3 s budget ends).
+#[test]
+fn run_streams_guest_output_as_the_guest_writes_it() {
+    use std::io::BufRead;
+    let sb = Sandbox::new();
+    sb.write(
+        "spin.yaml",
+        "version: 1\nbudgets: { fuel: 1_000_000_000_000, timeout_ms: 3000, memory_bytes: 1MiB }\n",
+    );
+    sb.write(
+        "talk_then_spin.wat",
+        r#"(module
+  (import "sandbox" "output_write" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "ready\n")
+  (func (export "_start") (drop (call $out (i32.const 0) (i32.const 6))) (loop br 0)))"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox-cli"))
+        .args([
+            "run",
+            "--policy",
+            "spin.yaml",
+            "--plugin",
+            "talk_then_spin.wat",
+        ])
+        .args(["--report-file", "report.json", "--quiet"])
+        .current_dir(sb.path(""))
+        .env("XDG_CACHE_HOME", sb.path("cache"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let still_running = child.try_wait().unwrap().is_none();
+    let status = child.wait().unwrap();
+    assert_eq!(line, "ready\n");
+    assert!(still_running, "the output came only after the run ended");
+    assert_eq!(status.code(), Some(5), "the spin ends by the wall clock");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["stdio"]["stdout"], "ready\n",
+        "still captured in the report"
+    );
+}
+
+/// Learning in audit mode records a connection the base policy denies, answers it with the
+/// deny's error, and never makes it; `--allow-network` makes it.
+#[test]
+fn policy_learn_never_connects_where_the_base_policy_denies_unless_allow_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let sb = Sandbox::new();
+    // 127.0.0.1 is named by a rule, but the connection quota is 0: a quota deny, which audit
+    // mode relaxes (a blocked address it would not).
+    sb.write(
+        "base.yaml",
+        &format!(
+            "version: 1\nbudgets: {{ fuel: 10_000_000, timeout_ms: 5000, memory_bytes: 1MiB }}\nnetwork:\n  rules: [{{ id: lan, effect: allow, cidrs: [\"127.0.0.1/32\"], ports: [{port}] }}]\n  quotas: {{ connections: 0, egress_bytes: 1KiB, ingress_bytes: 1KiB }}\n"
+        ),
+    );
+    sb.write(
+        "connect.wat",
+        &format!(
+            r#"(module
+  (import "sandbox" "net_connect" (func $connect (param i32 i32 i32) (result i32)))
+  (import "sandbox" "output_write" (func $out (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "127.0.0.1")
+  (func (export "_start")
+    (i32.store (i32.const 64) (call $connect (i32.const 0) (i32.const 9) (i32.const {port})))
+    (drop (call $out (i32.const 64) (i32.const 4)))))"#
+        ),
+    );
+    let accepted = |listener: &std::net::TcpListener| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut n = 0;
+        while listener.accept().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let learn = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "learn",
+            "--plugin",
+            "connect.wat",
+            "--policy",
+            "base.yaml",
+            "--output",
+            "learned.yaml",
+            "--allow-empty",
+        ];
+        args.extend_from_slice(extra);
+        let out = sb.cli(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    learn(&[]);
+    assert_eq!(
+        accepted(&listener),
+        0,
+        "learning connected where BASE denies"
+    );
+    let learned = std::fs::read_to_string(sb.path("learned.yaml")).unwrap();
+    assert!(
+        learned.contains(&port.to_string()),
+        "the connect is still learned:\n{learned}"
+    );
+    learn(&["--allow-network"]);
+    assert_eq!(
+        accepted(&listener),
+        1,
+        "--allow-network makes the connection"
+    );
+}

@@ -20,7 +20,7 @@ use crate::engine::epoch;
 use crate::engine::limiter::{LimitHit, RunLimiter};
 use crate::report::{self, Report, Status, Subject};
 use crate::state::wasi::WasiState;
-use crate::state::{Capture, DenyTrap, RunState};
+use crate::state::{Capture, DenyTrap, OutputStreams, RunState};
 
 /// Why a run could not start (exit code 1). No report exists for these.
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +235,10 @@ pub(crate) struct CallInput {
     pub args: Vec<String>,
     /// Whether the module imports WASI at all; a plugin that does not pays nothing for it.
     pub uses_wasi: bool,
+    /// Where the guest's output also goes as it is written.
+    pub streams: OutputStreams,
+    /// In audit mode, connect and look up nothing the policy would deny.
+    pub refuse_relaxed_network: bool,
 }
 
 /// The state of one call: its own broker (usage, quotas, event log), limiter, stdio and WASI
@@ -246,7 +250,8 @@ pub(crate) fn new_state(
     deadline: Instant,
     log: EventLog,
 ) -> RunState {
-    let broker = Broker::with_log(Arc::clone(policy), deadline, log);
+    let mut broker = Broker::with_log(Arc::clone(policy), deadline, log);
+    broker.refuse_relaxed_network = call.refuse_relaxed_network;
     let wasi = if call.uses_wasi {
         WasiState::new(policy, mounts, &call.program, &call.args)
     } else {
@@ -259,8 +264,8 @@ pub(crate) fn new_state(
         wasi,
         limiter: RunLimiter::new(policy.budgets.memory_bytes.value, DEFAULT_TABLE_ELEMENTS),
         input: call.input,
-        stdout: Capture::new(policy.stdio.stdout_bytes.value),
-        stderr: Capture::new(policy.stdio.stderr_bytes.value),
+        stdout: Capture::new(policy.stdio.stdout_bytes.value, call.streams.stdout),
+        stderr: Capture::new(policy.stdio.stderr_bytes.value, call.streams.stderr),
         memory: None,
     }
 }

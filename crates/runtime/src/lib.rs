@@ -48,7 +48,7 @@ pub use engine::limiter::LimitHit;
 pub use guest::MAX_IO_BYTES;
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
 pub use sandbox::{Allocation, Call, Plugin, Sandbox, SandboxBuilder};
-pub use state::DenyTrap;
+pub use state::{DenyTrap, OutputStreams};
 
 /// Not part of the API: entry points for the benchmarks and the allocation test, compiled
 /// only with the `bench-hooks` feature (which the crate's own dev-dependency turns on).

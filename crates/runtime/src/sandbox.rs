@@ -56,7 +56,7 @@ use crate::cap::fs::Mounts;
 use crate::engine::cache::{engine_fingerprint, CacheStatus, Lookup, ModuleCache};
 use crate::engine::epoch::{Running, Ticker};
 use crate::report::Subject;
-use crate::state::RunState;
+use crate::state::{OutputStreams, RunState};
 
 /// Largest memory ceiling a pool slot serves: a 32-bit memory never grows past it.
 const POOL_MAX_MEMORY: u64 = 4 << 30;
@@ -84,9 +84,18 @@ pub struct SandboxBuilder {
     max_concurrent_calls: Option<u32>,
     cache: Option<ModuleCache>,
     engine: Option<Engine>,
+    refuse_relaxed_network: bool,
 }
 
 impl SandboxBuilder {
+    /// In audit mode, record the connections and name lookups the policy would deny without
+    /// making them: the guest gets the deny's error code. `policy learn` uses it so a learning
+    /// run reaches no host the base policy forbids. Off by default.
+    pub fn refuse_relaxed_network(mut self, refuse: bool) -> Self {
+        self.refuse_relaxed_network = refuse;
+        self
+    }
+
     /// The policy's file and the SHA-256 of its bytes, as the report records them. Without
     /// this the report names the policy `(embedded)` with the SHA-256 of nothing.
     pub fn policy_source(mut self, path: impl Into<String>, sha256: impl Into<String>) -> Self {
@@ -165,6 +174,7 @@ impl SandboxBuilder {
                 fallback,
                 fallback_reason,
                 cache: self.cache,
+                refuse_relaxed_network: self.refuse_relaxed_network,
                 ticker,
                 logs: Mutex::new(Vec::new()),
             }),
@@ -286,6 +296,7 @@ struct Inner {
     /// Why the sandbox allocates on demand although pooling was asked for.
     fallback_reason: Option<String>,
     cache: Option<ModuleCache>,
+    refuse_relaxed_network: bool,
     ticker: Ticker,
     /// Event logs of finished calls, storage kept, for the next calls.
     logs: Mutex<Vec<EventLog>>,
@@ -327,6 +338,7 @@ impl Sandbox {
             max_concurrent_calls: None,
             cache: None,
             engine: None,
+            refuse_relaxed_network: false,
         }
     }
 
@@ -548,6 +560,18 @@ impl Plugin {
         self.instantiate_with_args(input, args).run()
     }
 
+    /// [`call_with_args`](Plugin::call_with_args), with the guest's stdout and stderr also
+    /// written to `streams` as the guest writes them (as `wasmtime run` prints them). The
+    /// report still captures them within the policy's caps.
+    pub fn call_streaming(
+        &self,
+        input: &[u8],
+        args: &[String],
+        streams: OutputStreams,
+    ) -> RunOutput {
+        self.prepare_call(input, args, streams).run()
+    }
+
     /// The first half of [`call`](Plugin::call): fresh state and a new instance (which runs
     /// the module's start function, if any). The call's wall-clock budget starts here.
     ///
@@ -567,6 +591,10 @@ impl Plugin {
 
     /// [`instantiate`](Plugin::instantiate) with a WASI argv after the program name.
     pub fn instantiate_with_args(&self, input: &[u8], args: &[String]) -> Call<'_> {
+        self.prepare_call(input, args, OutputStreams::default())
+    }
+
+    fn prepare_call(&self, input: &[u8], args: &[String], streams: OutputStreams) -> Call<'_> {
         let inner = &self.inner;
         let slot = inner.free.as_ref().map(|s| s.acquire());
         let sandbox = &inner.sandbox.inner;
@@ -580,6 +608,8 @@ impl Plugin {
                 program: inner.program.clone(),
                 args: args.to_vec(),
                 uses_wasi: inner.uses_wasi,
+                streams,
+                refuse_relaxed_network: sandbox.refuse_relaxed_network,
             },
             sandbox.take_log(),
         );

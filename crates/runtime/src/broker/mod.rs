@@ -94,6 +94,10 @@ pub(crate) struct Broker {
     /// When the run's wall-clock budget ends: host calls that wait never wait past it.
     deadline: Instant,
     meter: Meter,
+    /// In audit mode, a connection or name lookup the policy would deny is recorded as
+    /// relaxed but not made (the guest gets the deny's error): `policy learn` reaches no host
+    /// the base policy forbids.
+    pub(crate) refuse_relaxed_network: bool,
 }
 
 /// The fuel one host call may spend on work whose size is known only as it goes (path
@@ -122,6 +126,7 @@ impl Broker {
             usage: Usage::default(),
             deadline,
             meter: Meter::default(),
+            refuse_relaxed_network: false,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sandbox_policy::{
-    normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request,
+    normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request, Verdict,
 };
 
 use crate::broker::events::Outcome;
@@ -27,6 +27,21 @@ const IO_SLICE: Duration = Duration::from_millis(20);
 /// cannot be interrupted); past the bound a lookup is refused rather than another thread made.
 static LOOKUPS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 const MAX_LOOKUPS_IN_FLIGHT: usize = 8;
+
+/// Records that a request audit mode relaxed was not carried out, and the error the guest
+/// gets: the deny's own, as in enforce mode.
+fn not_made(broker: &mut Broker, permit: &Permit, what: &str) -> HostError {
+    let reason = permit.decision().reason;
+    broker.set_outcome(
+        permit,
+        Outcome::Failed {
+            error: format!(
+                "not {what}: the policy denies it and this run connects nowhere it denies"
+            ),
+        },
+    );
+    HostError::Denied(reason)
+}
 
 /// True for the errors a socket timeout gives.
 fn is_wait(e: &std::io::Error) -> bool {
@@ -158,6 +173,13 @@ impl Connections {
                     // `before` denied, so this records the same deny.
                     return Err(broker.check(request(None)).err().unwrap_or(HostError::Io));
                 }
+                if broker.refuse_relaxed_network
+                    && before.verdict == Verdict::Deny
+                    && !a_cidr_may_allow
+                {
+                    let permit = broker.check(request(None))?;
+                    return Err(not_made(broker, &permit, "looked up"));
+                }
                 Connections::resolve_name(broker, &host, port)
             }
         };
@@ -172,6 +194,9 @@ impl Connections {
             return Err(HostError::NotFound);
         };
         let permit = broker.check(request(Some(address)))?;
+        if broker.refuse_relaxed_network && permit.decision().verdict == Verdict::Deny {
+            return Err(not_made(broker, &permit, "connected"));
+        }
         let usage = broker.usage_mut();
         usage.net_connections = usage.net_connections.saturating_add(1);
         let wait = broker.remaining().max(Duration::from_millis(1));

@@ -26,24 +26,42 @@ pub struct DenyTrap {
     pub capability: &'static str,
 }
 
-/// Captured guest output, bounded by the policy's cap.
-#[derive(Debug, Default)]
+/// Where a call's guest output also goes, as the guest writes it (the report still captures
+/// it within the policy's caps). A stream that fails to take bytes (a closed terminal) is
+/// dropped; the call goes on.
+#[derive(Default)]
+pub struct OutputStreams {
+    /// Receives the guest's stdout (WASI fd 1, `output_write`).
+    pub stdout: Option<Box<dyn std::io::Write + Send>>,
+    /// Receives the guest's stderr (WASI fd 2, `log`).
+    pub stderr: Option<Box<dyn std::io::Write + Send>>,
+}
+
+/// Captured guest output, bounded by the policy's cap, and streamed as it comes where asked.
+#[derive(Default)]
 pub(crate) struct Capture {
     pub bytes: Vec<u8>,
     pub cap: usize,
     pub truncated: bool,
+    tee: Option<Box<dyn std::io::Write + Send>>,
 }
 
 impl Capture {
-    pub(crate) fn new(cap: u64) -> Capture {
+    pub(crate) fn new(cap: u64, tee: Option<Box<dyn std::io::Write + Send>>) -> Capture {
         Capture {
             bytes: Vec::new(),
             cap: usize::try_from(cap).unwrap_or(usize::MAX),
             truncated: false,
+            tee,
         }
     }
 
     pub(crate) fn write(&mut self, data: &[u8]) {
+        if let Some(tee) = &mut self.tee {
+            if tee.write_all(data).and_then(|()| tee.flush()).is_err() {
+                self.tee = None;
+            }
+        }
         let room = self.cap.saturating_sub(self.bytes.len());
         if data.len() > room {
             self.truncated = true;
