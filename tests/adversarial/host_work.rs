@@ -56,7 +56,10 @@ fn a_random_get_the_fuel_cannot_pay_for_makes_nothing() {
     assert_eq!(run.usage("fuel_consumed"), 1_000_000);
     // Making 512 MiB takes the host about a second; refused first, the call takes none of it.
     let wall = run.report["usage"]["wall_time_ms"].as_f64().unwrap();
-    assert!(wall < 500.0, "the call worked {wall} ms before it was refused");
+    assert!(
+        wall < 500.0,
+        "the call worked {wall} ms before it was refused"
+    );
 }
 
 /// 4096 subscriptions cost 4096 x 80 bytes of copying: paid before any is looked at.

@@ -709,6 +709,8 @@ fn hostile_guest(sb: &Sandbox, name: &str, data: &str, body: &str) -> String {
     (func $path_link (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_rename"
     (func $path_rename (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory"
+    (func $path_create_directory (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit_with (param i32)))
   (memory (export "memory") 1)
   {data}
@@ -808,6 +810,46 @@ fn guest_made_symlinks_and_hard_links_cannot_reach_outside() {
         .map(|e| e["context"]["error"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(failed, ["invalid", "invalid"], "{report}");
+}
+
+/// A link whose `..` stays inside the mount where it is made can leave the mount once the
+/// link is moved higher: guest-made link targets may not contain `..` at all, so no sequence
+/// of symlink and rename calls leaves a link on the host that points out of its mount.
+#[test]
+fn a_guest_made_link_moved_by_rename_never_points_out_of_its_mount() {
+    let sb = Sandbox::new();
+    // 1: mkdir /out/a. 2: mkdir /out/a/b. 3: symlink /out/a/b/l -> ../x (inside /out while
+    // the link sits in /out/a/b). 4: rename /out/a/b/l -> /out/l (there it would be /x).
+    // 5: symlink /out/a/d -> b/. (down only: allowed).
+    let plugin = hostile_guest(
+        &sb,
+        "moved-link",
+        r#"(data (i32.const 100) "a") (data (i32.const 110) "a/b") (data (i32.const 120) "../x")
+           (data (i32.const 130) "a/b/l") (data (i32.const 140) "l") (data (i32.const 150) "b/.")
+           (data (i32.const 160) "a/d")"#,
+        r#"(local $codes i32)
+    (local.set $codes (call $path_create_directory (i32.const 3) (i32.const 100) (i32.const 1)))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_create_directory (i32.const 3) (i32.const 110) (i32.const 3))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_symlink (i32.const 120) (i32.const 4) (i32.const 3) (i32.const 130) (i32.const 5))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_rename (i32.const 3) (i32.const 130) (i32.const 5) (i32.const 3) (i32.const 140) (i32.const 1))))
+    (local.set $codes (i32.add (i32.mul (local.get $codes) (i32.const 100))
+      (call $path_symlink (i32.const 150) (i32.const 3) (i32.const 3) (i32.const 160) (i32.const 3))))
+    (call $exit_with (local.get $codes))"#,
+    );
+    let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
+    assert_eq!(code, 0, "{report}");
+    // success, success, EINVAL, ENOENT, success.
+    assert_eq!(errnos(&report), 0_00_28_44_00);
+    let out = sb.path("policies/fixtures/out");
+    assert!(std::fs::symlink_metadata(out.join("l")).is_err());
+    assert!(std::fs::symlink_metadata(out.join("a/b/l")).is_err());
+    assert_eq!(
+        std::fs::read_link(out.join("a/d")).unwrap(),
+        std::path::Path::new("b/.")
+    );
 }
 
 #[test]

@@ -522,8 +522,8 @@ impl Mounts {
     }
 
     /// Creates a symlink, decided as `symlink` on the link's path. Only a relative target
-    /// that stays inside the link's own mount is made: a host process following the link later
-    /// would read an absolute or escaping target as a host path.
+    /// with no `..` that stays inside the link's own mount is made: a host process following
+    /// the link later would read an absolute or escaping target as a host path.
     pub(crate) fn make_symlink(
         &self,
         broker: &mut Broker,
@@ -544,11 +544,17 @@ impl Mounts {
         broker.finish(event, result).map(|_| ())
     }
 
+    /// The rule for links a guest makes: the target is relative, has no `..` component, and
+    /// names a path in the link's own mount. A target that only goes down from the link's
+    /// folder stays beneath the mount wherever the link is later moved (a rename of the link
+    /// or of a folder holding it) and through any other guest-made link, so no sequence of
+    /// calls leaves a link on the host that points out of its mount.
     fn target_stays_in_mount(&self, policy: &Policy, link: &Prepared<'_>, target: &str) -> bool {
         if target.is_empty()
             || target.starts_with('/')
             || target.contains('\0')
             || target.len() > MAX_GUEST_PATH_BYTES
+            || target.split('/').any(|part| part == "..")
         {
             return false;
         }
