@@ -388,7 +388,13 @@ pub(crate) fn finish(
         fuel_limit,
         ..
     } = prepared;
-    let wall_time = started.elapsed();
+    // A deterministic run's report is the same bytes run after run: the wall time is left at
+    // zero (the budget still ends the run).
+    let wall_time = if store.data().broker.policy().deterministic {
+        Duration::ZERO
+    } else {
+        started.elapsed()
+    };
 
     let fuel_left = store.get_fuel().unwrap_or(0);
     let fuel_consumed = fuel_limit.saturating_sub(fuel_left);

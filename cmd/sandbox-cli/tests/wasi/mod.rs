@@ -1059,3 +1059,43 @@ fn wasi_edge_cases_follow_posix_and_bound_the_hosts_work() {
     assert!(sb.path("policies/fixtures/out/created.txt").exists());
     assert!(sb.path("policies/fixtures/out/file.txt").exists());
 }
+
+/// In deterministic mode the guest sees no host identity: two copies of the same folders give
+/// the same `filestat` and `readdir` bytes (device, inode and link count are virtual, a
+/// function of the guest path), and two runs give byte-identical reports.
+#[test]
+fn deterministic_runs_over_copies_of_the_folders_give_identical_bytes() {
+    let wat = r#"(module
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello.txt")
+  (func (export "_start")
+    (drop (call $stat (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 9) (i32.const 1024)))
+    (drop (call $readdir (i32.const 4) (i32.const 2048) (i32.const 2048) (i64.const 0) (i32.const 16)))
+    ;; stdout: the 64-byte filestat, then the listing
+    (i32.store (i32.const 0) (i32.const 1024)) (i32.store (i32.const 4) (i32.const 64))
+    (i32.store (i32.const 8) (i32.const 2048)) (i32.store (i32.const 12) (i32.load (i32.const 16)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 2) (i32.const 32)))))"#;
+    let one = Sandbox::new();
+    let two = Sandbox::new();
+    let mut outputs = Vec::new();
+    for sb in [&one, &one, &two] {
+        sb.write("stat.wat", wat);
+        let (code, report, _) = sb.run(GUESTS_POLICY, "stat.wat", &["--stdout", "raw.bin"]);
+        assert_eq!(code, 0, "{report}");
+        let text = std::fs::read_to_string(sb.path("report.json")).unwrap();
+        outputs.push((std::fs::read(sb.path("raw.bin")).unwrap(), text));
+    }
+    assert!(outputs[0].0.len() > 64, "filestat and listing: {:?}", outputs[0].0);
+    assert_eq!(
+        outputs[0].0, outputs[2].0,
+        "another copy of the folders showed through"
+    );
+    assert_eq!(
+        outputs[0].1, outputs[1].1,
+        "two runs gave different report bytes"
+    );
+}

@@ -334,12 +334,36 @@ fn filetype(kind: FileKind) -> u8 {
     }
 }
 
-fn put_filestat(mem: &mut Mem<'_>, out: i32, stat: &Stat, deterministic: bool) -> WasiResult {
+/// In deterministic mode, the identity a guest path gets instead of the host's device, inode
+/// and link count, which differ between two copies of the same folders: device 1, an inode
+/// that is a hash of the guest path (FNV-1a), one link.
+fn virtual_identity(guest_path: &[u8]) -> (u64, u64, u64) {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in guest_path {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (1, hash | 1, 1)
+}
+
+/// Writes a `filestat`; `virtual_path` is the guest path in deterministic mode, which then
+/// replaces the host's identity and times with virtual ones.
+fn put_filestat(
+    mem: &mut Mem<'_>,
+    out: i32,
+    stat: &Stat,
+    virtual_path: Option<&[u8]>,
+) -> WasiResult {
+    let deterministic = virtual_path.is_some();
+    let (dev, ino, nlink) = match virtual_path {
+        Some(path) => virtual_identity(path),
+        None => (stat.dev, stat.ino, stat.nlink),
+    };
     let mut bytes = [0u8; 64];
-    bytes[0..8].copy_from_slice(&stat.dev.to_le_bytes());
-    bytes[8..16].copy_from_slice(&stat.ino.to_le_bytes());
+    bytes[0..8].copy_from_slice(&dev.to_le_bytes());
+    bytes[8..16].copy_from_slice(&ino.to_le_bytes());
     bytes[16] = filetype(stat.kind);
-    bytes[24..32].copy_from_slice(&stat.nlink.to_le_bytes());
+    bytes[24..32].copy_from_slice(&nlink.to_le_bytes());
     bytes[32..40].copy_from_slice(&stat.size.to_le_bytes());
     // Host timestamps would make a deterministic run's output differ run to run.
     let times = if deterministic {
@@ -536,6 +560,7 @@ fn fd_readdir(
     let RunState {
         broker, fs, wasi, ..
     } = state;
+    let deterministic = wasi.deterministic();
     let Fd::Dir { dir, .. } = wasi.get(fd)? else {
         return Err(Fail::Errno(errno::NOTDIR));
     };
@@ -546,8 +571,17 @@ fn fd_readdir(
         if bytes.len() >= room {
             break;
         }
+        let ino = if deterministic {
+            let mut path = dir.guest.as_bytes().to_vec();
+            path.push(b'/');
+            path.extend_from_slice(&entry.name);
+            let normal = sandbox_policy::normalize_guest_path(&path).unwrap_or_default();
+            virtual_identity(normal.as_bytes()).1
+        } else {
+            entry.ino
+        };
         bytes.extend_from_slice(&(index as u64 + 1).to_le_bytes());
-        bytes.extend_from_slice(&entry.ino.to_le_bytes());
+        bytes.extend_from_slice(&ino.to_le_bytes());
         bytes.extend_from_slice(&(entry.name.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&[filetype(entry.kind), 0, 0, 0]);
         bytes.extend_from_slice(&entry.name);
@@ -1138,6 +1172,11 @@ mod imports {
             |mem: &mut Mem<'_>, st: &mut RunState| {
                 let deterministic = st.wasi.deterministic();
                 let RunState { fs, wasi, .. } = st;
+                let path = match wasi.get(fd)? {
+                    Fd::File(file) => file.guest_path().as_bytes().to_vec(),
+                    Fd::Dir { dir, .. } => dir.guest.as_bytes().to_vec(),
+                    _ => format!("/\0fd{fd}").into_bytes(),
+                };
                 let stat = match wasi.get(fd)? {
                     Fd::File(file) => fs.file_stat(file)?,
                     Fd::Dir { dir, .. } => fs.dir_stat(dir)?,
@@ -1152,7 +1191,7 @@ mod imports {
                         ctime_ns: 0,
                     },
                 };
-                put_filestat(mem, out, &stat, deterministic)?;
+                put_filestat(mem, out, &stat, deterministic.then_some(&path[..]))?;
                 if matches!(wasi.get(fd)?, Fd::Stdin | Fd::Stdout | Fd::Stderr) {
                     mem.put(out.wrapping_add(16), &[FILETYPE_CHARACTER_DEVICE])?;
                 }
@@ -1310,7 +1349,8 @@ mod imports {
                 let stat =
                     st.fs
                         .path_stat(&mut st.broker, &guest, flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
-                put_filestat(mem, out, &stat, st.wasi.deterministic())
+                let deterministic = st.wasi.deterministic();
+                put_filestat(mem, out, &stat, deterministic.then_some(&guest[..]))
             },
         )
     }

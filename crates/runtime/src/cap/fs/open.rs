@@ -47,6 +47,16 @@ pub(crate) struct GuestFile {
     pub append: bool,
 }
 
+impl GuestFile {
+    /// The guest path the file was opened by, as resolved.
+    pub(crate) fn guest_path(&self) -> &str {
+        self.path
+            .resolved
+            .as_deref()
+            .unwrap_or(&self.path.request_path)
+    }
+}
+
 /// An open directory; relative paths are taken from its guest path.
 #[derive(Debug)]
 pub(crate) struct GuestDir {
