@@ -354,6 +354,16 @@ impl Plugin {
         ))
     }
 
+    /// `fs_list_entries`: emits the result and logs the length-prefixed listing.
+    pub fn list_entries(mut self, path: &[u8]) -> Plugin {
+        let p = self.bytes(path);
+        self.raw(&format!(
+            "(local.set $n (call $fs_list_entries {p} (i32.const {BUF}) (i32.const 4096)))
+             (call $emit (local.get $n))
+             (if (i32.gt_s (local.get $n) (i32.const 0)) (then (drop (call $log (i32.const {BUF}) (local.get $n)))))"
+        ))
+    }
+
     pub fn delete(mut self, path: &[u8]) -> Plugin {
         let p = self.bytes(path);
         self.raw(&format!("(call $emit (call $fs_delete {p}))"))
@@ -437,6 +447,7 @@ pub const IMPORTS: &str = r#"  (import "sandbox" "input_len" (func $input_len (r
   (import "sandbox" "fs_write" (func $fs_write (param i32 i32 i32 i32 i32) (result i32)))
   (import "sandbox" "fs_stat" (func $fs_stat (param i32 i32 i32) (result i32)))
   (import "sandbox" "fs_list" (func $fs_list (param i32 i32 i32 i32) (result i32)))
+  (import "sandbox" "fs_list_entries" (func $fs_list_entries (param i32 i32 i32 i32) (result i32)))
   (import "sandbox" "fs_delete" (func $fs_delete (param i32 i32) (result i32)))
   (import "sandbox" "net_connect" (func $net_connect (param i32 i32 i32) (result i32)))
   (import "sandbox" "net_send" (func $net_send (param i32 i32 i32) (result i32)))

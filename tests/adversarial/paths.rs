@@ -606,3 +606,35 @@ fn a_hard_link_planted_by_the_host_is_the_file_itself_which_is_why_it_is_out_of_
     assert_eq!(run.triples(), t(&[READ_DATA]));
     assert_eq!(run.logged(), format!("{OUTSIDE_SECRET}\n"));
 }
+
+/// A host file named `evil\nsecret.txt` would forge a second entry in `fs_list`'s one-name-a-
+/// line listing: it is left out there, with an event, and listed whole by `fs_list_entries`.
+#[test]
+fn a_name_with_a_newline_cannot_forge_a_listing_entry() {
+    let case = Case::new();
+    case.write("tree/data/sub/evil\nsecret.txt", b"x");
+    let run = case.run(
+        &Plugin::new()
+            .list(b"/data/sub")
+            .list_entries(b"/data/sub")
+            .wat(),
+    );
+    let results = run.results();
+    let lines = b"inner.txt\n".to_vec();
+    let mut entries = Vec::new();
+    for name in ["evil\nsecret.txt", "inner.txt"] {
+        entries.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        entries.extend_from_slice(name.as_bytes());
+    }
+    assert_eq!(results, vec![lines.len() as i32, entries.len() as i32]);
+    let mut logged = lines.clone();
+    logged.push(b'\n');
+    logged.extend_from_slice(&entries);
+    logged.push(b'\n');
+    assert_eq!(run.stderr, logged);
+    assert!(run.triples().contains(&(
+        "deny".into(),
+        "fs_list.newline_in_name".into(),
+        "FS_PATH_INVALID".into()
+    )));
+}

@@ -1089,7 +1089,11 @@ fn deterministic_runs_over_copies_of_the_folders_give_identical_bytes() {
         let text = std::fs::read_to_string(sb.path("report.json")).unwrap();
         outputs.push((std::fs::read(sb.path("raw.bin")).unwrap(), text));
     }
-    assert!(outputs[0].0.len() > 64, "filestat and listing: {:?}", outputs[0].0);
+    assert!(
+        outputs[0].0.len() > 64,
+        "filestat and listing: {:?}",
+        outputs[0].0
+    );
     assert_eq!(
         outputs[0].0, outputs[2].0,
         "another copy of the folders showed through"

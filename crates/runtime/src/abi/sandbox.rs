@@ -8,6 +8,7 @@ use wasmtime::{Linker, Memory, Trap};
 
 use crate::broker::events::Outcome;
 use crate::broker::HostError;
+use crate::cap::fs::ListFormat;
 use crate::guest::{charge, guest_range, memory, path_and_buffer, settle, Ctx, MAX_IO_BYTES};
 use crate::state::{DenyTrap, RunState};
 
@@ -187,6 +188,7 @@ sandbox_functions! {
     net_send,
     net_recv,
     net_close,
+    fs_list_entries,
 }
 
 /// `output_write` and `log`: guest bytes to the captured stdout or stderr.
@@ -338,17 +340,44 @@ fn fs_stat(mut caller: Ctx<'_>, path_ptr: i32, path_len: i32, out: i32) -> wasmt
 }
 
 fn fs_list(
-    mut caller: Ctx<'_>,
+    caller: Ctx<'_>,
     path_ptr: i32,
     path_len: i32,
     buf: i32,
     buf_len: i32,
 ) -> wasmtime::Result<i32> {
-    let (mem, path) = match path_range(&mut caller, "fs_list", path_ptr, path_len) {
+    list(
+        caller,
+        "fs_list",
+        [path_ptr, path_len, buf, buf_len],
+        ListFormat::Lines,
+    )
+}
+
+fn fs_list_entries(
+    caller: Ctx<'_>,
+    path_ptr: i32,
+    path_len: i32,
+    buf: i32,
+    buf_len: i32,
+) -> wasmtime::Result<i32> {
+    let args = [path_ptr, path_len, buf, buf_len];
+    list(caller, "fs_list_entries", args, ListFormat::LengthPrefixed)
+}
+
+/// `fs_list` and `fs_list_entries`: the listing in `format`, as much as fits in the buffer,
+/// and its full length.
+fn list(
+    mut caller: Ctx<'_>,
+    name: &'static str,
+    [path_ptr, path_len, buf, buf_len]: [i32; 4],
+    format: ListFormat,
+) -> wasmtime::Result<i32> {
+    let (mem, path) = match path_range(&mut caller, name, path_ptr, path_len) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let range = match guest_buffer(&mut caller, "fs_list", buf, buf_len) {
+    let range = match guest_buffer(&mut caller, name, buf, buf_len) {
         Ok((_, range)) => range,
         Err(code) => return Ok(code),
     };
@@ -356,7 +385,7 @@ fn fs_list(
     let (data, state) = mem.data_and_store_mut(&mut caller);
     let result = state
         .fs
-        .fs_list(&mut state.broker, &data[path])
+        .fs_list(&mut state.broker, &data[path], format)
         .map(|listing| {
             let n = listing.len().min(range.len());
             data[range.start..range.start + n].copy_from_slice(&listing[..n]);

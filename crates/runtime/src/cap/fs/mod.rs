@@ -11,7 +11,9 @@ use std::sync::Arc;
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, OpenOptions, OpenOptionsExt};
-use sandbox_policy::{normalize_guest_path, normalize_guest_path_cow, FsAccess, FsQuery, Policy};
+use sandbox_policy::{
+    normalize_guest_path, normalize_guest_path_cow, FsAccess, FsQuery, Policy, ReasonCode,
+};
 
 use crate::broker::events::Outcome;
 use crate::broker::{failure_outcome, Broker, HostError, Permit};
@@ -115,6 +117,15 @@ impl Mounts {
         }
         Ok(Mounts { dirs: dirs.into() })
     }
+}
+
+/// How `fs_list` lays out a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListFormat {
+    /// Each name followed by `\n` (`fs_list`); names holding a newline are left out.
+    Lines,
+    /// Each name as a 4-byte little-endian length and its bytes (`fs_list_entries`).
+    LengthPrefixed,
 }
 
 /// File metadata as the ABI reports it.
@@ -465,15 +476,18 @@ impl Mounts {
         }
     }
 
-    /// Lists a directory: entry names, sorted, one per line.
+    /// Lists a directory: entry names, sorted, in the format `format` says. In the line
+    /// format a name holding a newline would forge entries, so it is left out, with an event.
     pub(crate) fn fs_list(
         &self,
         broker: &mut Broker,
         raw_path: &[u8],
+        format: ListFormat,
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_path, true)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
+        let mut left_out = Vec::new();
         let result = (|| {
             let (dir, rel) = self
                 .locate(&permit, &policy, &prepared)
@@ -481,18 +495,47 @@ impl Mounts {
             let entries = open_dir_nofollow(dir, &rel)
                 .and_then(|d| d.entries())
                 .map_err(io_error)?;
-            let mut names: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut names: Vec<String> = Vec::new();
+            for (i, entry) in entries.enumerate() {
+                broker.charge_fuel(open::LIST_FUEL_PER_ENTRY)?;
+                if i % 256 == 255 {
+                    broker.check_deadline()?;
+                }
+                if let Ok(entry) = entry {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
             names.sort();
             let mut out = Vec::new();
             for name in names {
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'\n');
+                match format {
+                    ListFormat::Lines if name.contains('\n') => left_out.push(name),
+                    ListFormat::Lines => {
+                        out.extend_from_slice(name.as_bytes());
+                        out.push(b'\n');
+                    }
+                    ListFormat::LengthPrefixed => {
+                        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                        out.extend_from_slice(name.as_bytes());
+                    }
+                }
             }
             Ok(out)
         })();
+        for name in left_out {
+            broker.record_fault(
+                "fs.list",
+                ReasonCode::FsPathInvalid,
+                "fs_list.newline_in_name",
+                Outcome::Failed {
+                    error: format!(
+                        "an entry of `{}` has a newline in its name ({} bytes): left out of the line listing",
+                        prepared.request_path,
+                        name.len()
+                    ),
+                },
+            );
+        }
         match &result {
             Ok(out) => broker.set_outcome(
                 &permit,
