@@ -1045,9 +1045,11 @@ mod imports {
                     2 => SeekFrom::End(offset),
                     _ => return Err(Fail::Errno(errno::INVAL)),
                 };
-                let RunState { fs, wasi, .. } = st;
+                let RunState {
+                    broker, fs, wasi, ..
+                } = st;
                 let position = match wasi.get(fd)? {
-                    Fd::File(file) => fs.file_seek(file, to)?,
+                    Fd::File(file) => fs.file_seek(&broker.handle_permit(), file, to)?,
                     Fd::Dir { .. } => return Err(Fail::Errno(errno::BADF)),
                     _ => return Err(Fail::Errno(errno::SPIPE)),
                 };
@@ -1061,9 +1063,13 @@ mod imports {
             &mut caller,
             "fd_tell",
             |mem: &mut Mem<'_>, st: &mut RunState| {
-                let RunState { fs, wasi, .. } = st;
+                let RunState {
+                    broker, fs, wasi, ..
+                } = st;
                 let position = match wasi.get(fd)? {
-                    Fd::File(file) => fs.file_seek(file, SeekFrom::Current(0))?,
+                    Fd::File(file) => {
+                        fs.file_seek(&broker.handle_permit(), file, SeekFrom::Current(0))?
+                    }
                     Fd::Dir { .. } => return Err(Fail::Errno(errno::BADF)),
                     _ => return Err(Fail::Errno(errno::SPIPE)),
                 };
@@ -1171,6 +1177,7 @@ mod imports {
             "fd_filestat_get",
             |mem: &mut Mem<'_>, st: &mut RunState| {
                 let deterministic = st.wasi.deterministic();
+                let handle = st.broker.handle_permit();
                 let RunState { fs, wasi, .. } = st;
                 let path = match wasi.get(fd)? {
                     Fd::File(file) => file.guest_path().as_bytes().to_vec(),
@@ -1178,8 +1185,8 @@ mod imports {
                     _ => format!("/\0fd{fd}").into_bytes(),
                 };
                 let stat = match wasi.get(fd)? {
-                    Fd::File(file) => fs.file_stat(file)?,
-                    Fd::Dir { dir, .. } => fs.dir_stat(dir)?,
+                    Fd::File(file) => fs.file_stat(&handle, file)?,
+                    Fd::Dir { dir, .. } => fs.dir_stat(&handle, dir)?,
                     _ => Stat {
                         kind: FileKind::Other,
                         size: 0,
@@ -1568,9 +1575,11 @@ mod imports {
     }
 
     fn sync(st: &mut RunState, fd: i32) -> WasiResult {
-        let RunState { fs, wasi, .. } = st;
+        let RunState {
+            broker, fs, wasi, ..
+        } = st;
         match wasi.get(fd)? {
-            Fd::File(file) => Ok(fs.file_sync(file)?),
+            Fd::File(file) => Ok(fs.file_sync(&broker.handle_permit(), file)?),
             _ => Ok(()),
         }
     }

@@ -229,6 +229,18 @@ impl Broker {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// A permit for an operation on a handle whose open was decided already (seek, sync,
+    /// metadata, close): no new decision and no event, but the capability still touches the
+    /// host only with a permit in hand.
+    pub(crate) fn handle_permit(&self) -> Permit {
+        let mut decision = Decision::hard_deny(RuleRef::Builtin("handles"), ReasonCode::Allowed);
+        decision.verdict = Verdict::Allow;
+        Permit {
+            event: None,
+            decision,
+        }
+    }
+
     /// Opens the fuel meter of a host call with the fuel the store has left.
     pub(crate) fn meter_open(&mut self, fuel_left: u64) {
         self.meter = Meter {

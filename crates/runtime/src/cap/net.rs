@@ -88,7 +88,7 @@ impl Connections {
         self.get(handle).map(|c| &c.stream)
     }
 
-    fn remove(&mut self, handle: i32) -> Option<Connection> {
+    fn remove(&mut self, _permit: &Permit, handle: i32) -> Option<Connection> {
         let index = usize::try_from(handle).ok()?.checked_sub(1)?;
         self.slots.get_mut(index)?.take()
     }
@@ -362,7 +362,9 @@ impl Connections {
 
     /// Closes a connection. Closing an unknown or closed handle is an error (and an event).
     pub(crate) fn net_close(&mut self, broker: &mut Broker, handle: i32) -> Result<(), HostError> {
-        match self.remove(handle) {
+        // Closing touches the socket too: with a permit, as every host operation.
+        let permit = broker.handle_permit();
+        match self.remove(&permit, handle) {
             Some(_) => Ok(()),
             None => Err(broker.bad_handle("net.close", handle)),
         }

@@ -5,7 +5,6 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
@@ -383,27 +382,34 @@ impl Mounts {
         broker.finish(event, result).map(|_| ())
     }
 
-    pub(crate) fn file_seek(&self, file: &mut GuestFile, to: SeekFrom) -> Result<u64, HostError> {
+    /// Moves an open file's position (a handle operation: its open was decided).
+    pub(crate) fn file_seek(
+        &self,
+        _permit: &Permit,
+        file: &mut GuestFile,
+        to: SeekFrom,
+    ) -> Result<u64, HostError> {
         file.file.seek(to).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidInput => HostError::Invalid,
             _ => io_error(e),
         })
     }
 
-    pub(crate) fn file_sync(&self, file: &GuestFile) -> Result<(), HostError> {
+    /// Flushes an open file to disk (a handle operation: its open was decided).
+    pub(crate) fn file_sync(&self, _permit: &Permit, file: &GuestFile) -> Result<(), HostError> {
         file.file.sync_all().map_err(io_error)
     }
 
     /// Metadata of an open file: the open was decided, so this is not decided again.
-    pub(crate) fn file_stat(&self, file: &GuestFile) -> Result<Stat, HostError> {
+    pub(crate) fn file_stat(&self, _permit: &Permit, file: &GuestFile) -> Result<Stat, HostError> {
         let meta = file.file.metadata().map_err(io_error)?;
         Ok(Stat::of(&cap_std::fs::Metadata::from_just_metadata(meta)))
     }
 
     /// Metadata of an open directory: the open was decided, so this is not decided again.
-    pub(crate) fn dir_stat(&self, dir: &GuestDir) -> Result<Stat, HostError> {
+    pub(crate) fn dir_stat(&self, permit: &Permit, dir: &GuestDir) -> Result<Stat, HostError> {
         let meta = match &dir.dir {
-            DirHandle::Mount(index) => self.lookup(*index).metadata(Path::new(".")),
+            DirHandle::Mount(index) => self.root(permit, *index).dir_metadata().ok(),
             DirHandle::Opened(handle) => handle.dir_metadata().ok(),
         };
         Ok(Stat::of(&meta.ok_or(HostError::Io)?))
