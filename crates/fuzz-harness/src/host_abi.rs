@@ -9,7 +9,7 @@
 //! The script is a small byte code ([`HostAbiScript::decode`]) with an encoder, so the
 //! adversarial suite's cases can be committed as seeds (`fuzz/corpus/host_abi`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sandbox_policy::{parse_policy, Policy, Request, Verdict};
-use sandbox_runtime::{sha256_hex, verify_report, Report, Sandbox};
+use sandbox_runtime::{sha256_hex, verify_report, Plugin, Report, RunOutput, Sandbox};
 use wasmtime::Engine;
 
+use crate::interpreter::{self, INPUT_TEXT};
 use crate::oracle;
 
 /// Strings a script can point at by index; `{outside}` becomes the host path of the secret.
@@ -121,13 +122,15 @@ pub struct HostAbiScript {
     pub calls: Vec<Call>,
 }
 
-pub const NO_MEMORY_EXPORT: u8 = 1;
+/// All of these bits (one input in 64): the plugin exports no `memory`. Such a script is
+/// compiled into a module of its own; every other runs on the interpreter, compiled once.
+pub const NO_MEMORY_EXPORT: u8 = 0xF9;
 pub const AUDIT: u8 = 2;
 pub const TRAP_ON_DENY: u8 = 4;
 
 /// Most calls decoded from one input, so one input stays one quick run.
 const MAX_CALLS: usize = 256;
-const SCRATCH: u32 = 32 * 1024;
+pub(crate) const SCRATCH: u32 = 32 * 1024;
 /// Data (strings and script bytes) lives below the scratch area.
 const DATA_START: u32 = 256;
 
@@ -379,6 +382,8 @@ struct Fixture {
     engine: Engine,
     baseline: BTreeMap<String, String>,
     secret_windows: HashSet<u64>,
+    /// Interpreter plugins by (memory pages, policy flags), each compiled on first use.
+    interpreters: HashMap<(u8, u8), Plugin>,
 }
 
 const WINDOW: usize = 12;
@@ -452,10 +457,23 @@ fn start_echo_server() -> u16 {
     port
 }
 
+/// Empties the read-write mount and plants its links again. The folder itself stays, so the
+/// sandboxes kept between inputs keep a valid handle to it.
 fn reset_out(root: &Path) {
     let out = root.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir(&out).expect("create the rw mount");
+    std::fs::create_dir_all(&out).expect("create the rw mount");
+    for entry in std::fs::read_dir(&out)
+        .expect("list the rw mount")
+        .flatten()
+    {
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                std::fs::remove_dir_all(&path).expect("empty the rw mount")
+            }
+            _ => std::fs::remove_file(&path).expect("empty the rw mount"),
+        }
+    }
     std::os::unix::fs::symlink("../outside", out.join("link-out")).expect("plant a link");
     std::os::unix::fs::symlink(root.join("outside/secret.txt"), out.join("link-file"))
         .expect("plant a link");
@@ -503,6 +521,7 @@ impl Fixture {
             engine: Sandbox::default_engine().expect("engine"),
             baseline,
             secret_windows,
+            interpreters: HashMap::new(),
         }
     }
 
@@ -669,8 +688,8 @@ impl ModuleBuilder<'_> {
     }
 }
 
-/// The WAT module a script becomes, against this process's fixture.
-fn module_text(fixture: &Fixture, script: &HostAbiScript) -> String {
+/// A module builder with the harness's strings placed.
+fn builder(fixture: &Fixture) -> ModuleBuilder<'_> {
     let mut b = ModuleBuilder {
         fixture,
         data: Vec::new(),
@@ -684,18 +703,12 @@ fn module_text(fixture: &Fixture, script: &HostAbiScript) -> String {
         let placed = b.place(text.as_bytes());
         b.strings.push(placed);
     }
-    for call in &script.calls {
-        let text = b.call(call);
-        b.body.push_str(&text);
-        b.body.push('\n');
-    }
-    let pages = 1 + script.pages % 4;
-    let export = if script.flags & NO_MEMORY_EXPORT != 0 {
-        ""
-    } else {
-        "(export \"memory\")"
-    };
-    let mut wat = String::from("(module\n");
+    b
+}
+
+/// The import lines of every `sandbox` function a script can call.
+fn import_lines() -> String {
+    let mut wat = String::new();
     for (name, ty) in [
         ("input_len", "(result i32)"),
         ("input_read", "(param i32 i32 i32) (result i32)"),
@@ -715,14 +728,35 @@ fn module_text(fixture: &Fixture, script: &HostAbiScript) -> String {
             "  (import \"sandbox\" \"{name}\" (func ${name} {ty}))\n"
         ));
     }
+    wat
+}
+
+/// The data lines of a builder's placed bytes.
+fn data_lines(data: &[(u32, Vec<u8>)]) -> String {
+    data.iter()
+        .map(|(at, bytes)| format!("  (data (i32.const {at}) \"{}\")\n", wat_bytes(bytes)))
+        .collect()
+}
+
+/// The WAT module a script becomes, against this process's fixture.
+fn module_text(fixture: &Fixture, script: &HostAbiScript) -> String {
+    let mut b = builder(fixture);
+    for call in &script.calls {
+        let text = b.call(call);
+        b.body.push_str(&text);
+        b.body.push('\n');
+    }
+    let pages = 1 + script.pages % 4;
+    let export = if script.flags & NO_MEMORY_EXPORT == NO_MEMORY_EXPORT {
+        ""
+    } else {
+        "(export \"memory\")"
+    };
+    let mut wat = String::from("(module\n");
+    wat.push_str(&import_lines());
     wat.push_str(&format!("  (memory {export} {pages})\n"));
     wat.push_str("  (global $last (mut i32) (i32.const 0))\n");
-    for (at, bytes) in &b.data {
-        wat.push_str(&format!(
-            "  (data (i32.const {at}) \"{}\")\n",
-            wat_bytes(bytes)
-        ));
-    }
+    wat.push_str(&data_lines(&b.data));
     wat.push_str("  (func (export \"_start\") (local $i i32)\n");
     wat.push_str(&b.body);
     wat.push_str("  ))\n");
@@ -751,9 +785,8 @@ pub fn host_abi(data: &[u8]) {
 /// Returns the report, for tests that check what a script did.
 pub fn run_script(script: &HostAbiScript) -> Report {
     // A panic while the lock is held (a finding) must not hide the next input's result.
-    let fixture = fixture().lock().unwrap_or_else(|e| e.into_inner());
+    let mut fixture = fixture().lock().unwrap_or_else(|e| e.into_inner());
     reset_out(&fixture.root);
-    let wat = module_text(&fixture, script);
     // Audit mode relaxes network rules, so a connect could reach any public address or make
     // a name lookup: only scripts that never connect run in audit mode.
     let audit = script.flags & AUDIT != 0 && !script.calls.iter().any(connects);
@@ -764,13 +797,11 @@ pub fn run_script(script: &HostAbiScript) -> Report {
     };
     let yaml = fixture.policy_yaml(flags);
     let policy = parse_policy(&yaml, &fixture.root).expect("the harness policy parses");
-    let output = Sandbox::builder(Arc::new(policy.clone()))
-        .policy_source("host-abi-fuzz.yaml", sha256_hex(yaml.as_bytes()))
-        .engine(fixture.engine.clone())
-        .build()
-        .and_then(|sandbox| sandbox.load("host-abi-fuzz.wat", wat.as_bytes(), "_start"))
-        .map(|plugin| plugin.call(b"input bytes for input_read"))
-        .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
+    let (output, wat) = if script.flags & NO_MEMORY_EXPORT == NO_MEMORY_EXPORT {
+        compiled_run(&fixture, script, &policy, &yaml)
+    } else {
+        interpreted_run(&mut fixture, script, &policy, &yaml, flags)
+    };
     let fail =
         |what: String| -> ! { panic!("{what}\n--- module ---\n{wat}\n--- policy ---\n{yaml}") };
 
@@ -837,6 +868,54 @@ pub fn run_script(script: &HostAbiScript) -> Report {
         fail(format!("a fresh report does not verify: {e}"));
     }
     output.report
+}
+
+/// Runs a script as a module of its own: for plugins that export no memory, which the
+/// interpreter (which reads its program through its memory) cannot be.
+fn compiled_run(
+    fixture: &Fixture,
+    script: &HostAbiScript,
+    policy: &Policy,
+    yaml: &str,
+) -> (RunOutput, String) {
+    let wat = module_text(fixture, script);
+    let output = Sandbox::builder(Arc::new(policy.clone()))
+        .policy_source("host-abi-fuzz.yaml", sha256_hex(yaml.as_bytes()))
+        .engine(fixture.engine.clone())
+        .build()
+        .and_then(|sandbox| sandbox.load("host-abi-fuzz.wat", wat.as_bytes(), "_start"))
+        .map(|plugin| plugin.call(INPUT_TEXT))
+        .unwrap_or_else(|e| panic!("a generated module could not start: {e}\n{wat}"));
+    (output, wat)
+}
+
+/// Runs a script on the interpreter for its memory size and policy flags, compiled once.
+fn interpreted_run(
+    fixture: &mut Fixture,
+    script: &HostAbiScript,
+    policy: &Policy,
+    yaml: &str,
+    flags: u8,
+) -> (RunOutput, String) {
+    let pages = 1 + script.pages % 4;
+    let mut b = builder(fixture);
+    let strings = b.strings.clone();
+    let base = b.data.clone();
+    let input = interpreter::lower(script, &strings, fixture.echo_port, |bytes| b.place(bytes));
+    let key = (pages, flags & (AUDIT | TRAP_ON_DENY));
+    let wat = interpreter::module(&import_lines(), &data_lines(&base), u32::from(pages));
+    if !fixture.interpreters.contains_key(&key) {
+        let plugin = Sandbox::builder(Arc::new(policy.clone()))
+            .policy_source("host-abi-fuzz.yaml", sha256_hex(yaml.as_bytes()))
+            .engine(fixture.engine.clone())
+            .build()
+            .and_then(|sandbox| sandbox.load("host-abi-fuzz.wat", wat.as_bytes(), "_start"))
+            .unwrap_or_else(|e| panic!("the interpreter could not start: {e}\n{wat}"));
+        fixture.interpreters.insert(key, plugin);
+    }
+    let output = fixture.interpreters[&key].call(&input);
+    let listing = format!("{wat}\n;; script: {script:?}");
+    (output, listing)
 }
 
 /// Every request that went ahead lies in its mount (also as resolved, and on the host), and

@@ -10,6 +10,7 @@
 
 mod decide;
 mod host_abi;
+mod interpreter;
 mod oracle;
 mod policy_parse;
 pub mod seeds;
