@@ -182,6 +182,18 @@ impl Request {
             Request::Net(r) => r.capability(),
         }
     }
+
+    /// What the request asked for, in words for a comment or a listing: a path (with the
+    /// path it resolved to, when that differs) or `host:port`.
+    pub fn target(&self) -> String {
+        match self {
+            Request::Fs(r) => match &r.resolved {
+                Some(resolved) => format!("{} -> {resolved}", r.path),
+                None => r.path.clone(),
+            },
+            Request::Net(r) => format!("{}:{}", r.host, r.port),
+        }
+    }
 }
 
 /// Counters of what the run has used so far.

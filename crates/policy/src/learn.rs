@@ -238,14 +238,9 @@ fn fs_operation(access: FsAccess) -> Option<FsOperation> {
 }
 
 /// What a request asked for, in words for a comment or a listing.
+/// Kept for callers of the old path; the text comes from [`Request::target`].
 pub fn target(request: &Request) -> String {
-    match request {
-        Request::Fs(r) => match &r.resolved {
-            Some(resolved) => format!("{} -> {resolved}", r.path),
-            None => r.path.clone(),
-        },
-        Request::Net(r) => format!("{}:{}", r.host, r.port),
-    }
+    request.target()
 }
 
 /// The normalised paths a filesystem rule must name for this request: the path as asked and,

@@ -10,7 +10,6 @@
 use serde::Serialize;
 
 use crate::decide::{FsAccess, NetAccess, Request, Usage, Verdict};
-use crate::learn::target;
 use crate::model::Policy;
 use crate::reason::ReasonCode;
 
@@ -183,7 +182,7 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
         replayed.push(Replayed {
             seq: event.seq,
             capability: event.capability.clone(),
-            target: target(request),
+            target: request.target(),
             change: classify(&old, &new),
             old,
             new,
