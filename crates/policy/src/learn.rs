@@ -57,19 +57,8 @@ fn ends_run(reason: ReasonCode) -> bool {
     )
 }
 
-/// One recorded event of the learn run, as its report holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedEvent {
-    pub seq: u64,
-    pub capability: String,
-    pub verdict: Verdict,
-    pub enforced: bool,
-    pub rule_id: String,
-    pub reason: ReasonCode,
-    pub request: Option<Request>,
-    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
-    pub bytes_done: Option<u64>,
-}
+/// One recorded event of the learn run: the report's own event type.
+pub type ObservedEvent = crate::event::RecordedEvent;
 
 /// What the learn run did and used.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -126,11 +115,11 @@ impl QuotaNeeds {
         let mut used = Usage::default();
         let mut need = QuotaNeeds::default();
         for event in events {
-            let permitted = event.verdict == Verdict::Allow || !event.enforced;
+            let permitted = event.permitted();
             let Some(request) = event.request.as_ref().filter(|_| permitted) else {
                 continue;
             };
-            let done = event.bytes_done.unwrap_or(0);
+            let done = event.bytes_done().unwrap_or(0);
             let step = |used: &mut u64, need: &mut u64, asked: u64, moved: u64| {
                 *need = (*need).max(used.saturating_add(asked));
                 *used = used.saturating_add(moved);
@@ -337,7 +326,7 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
         .collect();
 
     for event in &run.events {
-        let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+        let wanted = event.decision == Verdict::Allow || grantable(event.reason_code);
         let refuse = |target: String, reason: String| NotGranted {
             seq: event.seq,
             capability: event.capability.clone(),
@@ -345,17 +334,20 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
             reason,
         };
         let Some(request) = &event.request else {
-            if event.verdict == Verdict::Deny && !ends_run(event.reason) {
-                not_granted.push(refuse(String::new(), event.reason.as_str().to_owned()));
+            if event.decision == Verdict::Deny && !ends_run(event.reason_code) {
+                not_granted.push(refuse(String::new(), event.reason_code.as_str().to_owned()));
             }
             continue;
         };
         // A name that resolved to a blocked address: the name and port are granted (as a
         // rule can), the address stays blocked, so the rerun reports the same reason.
-        let blocked_name = matches!(request, Request::Net(r) if event.reason == ReasonCode::NetAddressBlocked
+        let blocked_name = matches!(request, Request::Net(r) if event.reason_code == ReasonCode::NetAddressBlocked
             && parse_ip_literal(&normalize_host(&r.host)).is_none());
         if !wanted && !blocked_name {
-            not_granted.push(refuse(target(request), event.reason.as_str().to_owned()));
+            not_granted.push(refuse(
+                target(request),
+                event.reason_code.as_str().to_owned(),
+            ));
             continue;
         }
         if blocked_name {
@@ -363,7 +355,7 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
                 target(request),
                 format!(
                     "{} (the name and port are allowed; the address it resolved to stays blocked)",
-                    event.reason.as_str()
+                    event.reason_code.as_str()
                 ),
             ));
         }
@@ -392,7 +384,7 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
         };
         match granted {
             Ok(()) => {
-                if event.verdict == Verdict::Deny && base_denies.contains(event.rule_id.as_str()) {
+                if event.decision == Verdict::Deny && base_denies.contains(event.rule_id.as_str()) {
                     overridden
                         .entry(event.rule_id.clone())
                         .or_default()
@@ -896,19 +888,21 @@ env: { LANG: C }
                     _ => {}
                 }
             }
-            events.push(ObservedEvent {
-                seq: seq as u64,
-                capability: request.capability().into(),
-                verdict: d.verdict,
-                enforced: d.enforced,
-                rule_id: audit.rule_id(d.rule),
-                reason: d.reason,
-                bytes_done: d.permits().then_some(match &request {
-                    Request::Fs(r) => r.bytes,
-                    Request::Net(r) => r.bytes,
-                }),
-                request: Some(request),
+            let done = d.permits().then_some(match &request {
+                Request::Fs(r) => r.bytes,
+                Request::Net(r) => r.bytes,
             });
+            let mut event = ObservedEvent::new(
+                seq as u64,
+                request.capability(),
+                d.verdict,
+                d.enforced,
+                audit.rule_id(d.rule),
+                d.reason,
+                Some(request),
+            );
+            event.set_bytes_done(done);
+            events.push(event);
         }
         ObservedRun {
             events,
@@ -961,23 +955,14 @@ env: { LANG: C }
         assert!(!lint.has_errors(), "{:?}", lint.findings);
         // Replayed in order under the learned policy: every grantable request is allowed,
         // the others keep a reason no rule can change.
-        let events: Vec<crate::replay::RecordedEvent> = run
-            .events
-            .iter()
-            .map(|e| crate::replay::RecordedEvent {
-                seq: e.seq,
-                capability: e.capability.clone(),
-                verdict: e.verdict,
-                enforced: e.enforced,
-                rule_id: e.rule_id.clone(),
-                reason: e.reason,
-                request: e.request.clone(),
-                bytes_done: None,
-            })
-            .collect();
+        // The same events, without the bytes they moved.
+        let mut events = run.events.clone();
+        for e in &mut events {
+            e.set_bytes_done(None);
+        }
         let replay = crate::replay::replay(&policy, &events);
         for (event, again) in run.events.iter().zip(&replay.events) {
-            let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+            let wanted = event.decision == Verdict::Allow || grantable(event.reason_code);
             let ok = again.new.decision == Verdict::Allow;
             let star = event.request.as_ref().map(target).as_deref() == Some("/data/star*");
             assert_eq!(ok, wanted && !star, "{event:?} -> {:?}", again.new);
@@ -1135,10 +1120,10 @@ env: { LANG: C }
             ],
         );
         // The first write failed on the host: it moved nothing but asked for 100 bytes.
-        run.events[0].bytes_done = None;
-        run.events[3].bytes_done = Some(22);
+        run.events[0].set_bytes_done(None);
+        run.events[3].set_bytes_done(Some(22));
         // The peer closed: a receive of nothing still needs room to be let through.
-        run.events[4].bytes_done = Some(0);
+        run.events[4].set_bytes_done(Some(0));
         run.usage.fs_write_bytes = 10;
         run.usage.net_ingress_bytes = 22;
         let need = QuotaNeeds::of(&run.events);

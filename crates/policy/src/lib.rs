@@ -21,6 +21,7 @@
 mod decide;
 pub mod diff;
 mod error;
+pub mod event;
 mod glob;
 pub mod learn;
 pub mod lint;
@@ -41,6 +42,7 @@ pub use decide::{
     Usage, Verdict,
 };
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
+pub use event::RecordedEvent;
 pub use glob::GlobPattern;
 pub use model::*;
 pub use net::{

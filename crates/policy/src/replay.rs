@@ -13,19 +13,7 @@ use crate::decide::{FsAccess, NetAccess, Request, Usage, Verdict};
 use crate::model::Policy;
 use crate::reason::ReasonCode;
 
-/// One recorded event, as a report holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
-    pub seq: u64,
-    pub capability: String,
-    pub verdict: Verdict,
-    pub enforced: bool,
-    pub rule_id: String,
-    pub reason: ReasonCode,
-    pub request: Option<Request>,
-    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
-    pub bytes_done: Option<u64>,
-}
+pub use crate::event::RecordedEvent;
 
 /// A decision as a report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,7 +152,7 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
                 Request::Fs(r) => r.bytes,
                 Request::Net(r) => r.bytes,
             };
-            let mut moved = event.bytes_done.unwrap_or(asked);
+            let mut moved = event.bytes_done().unwrap_or(asked);
             // A receive is capped at the ingress quota left, as the broker caps it.
             if let (Request::Net(r), Some(q)) = (request, decision.quota) {
                 if r.op == NetAccess::Receive && decision.enforced {
@@ -174,10 +162,10 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
             account(&mut usage, request, moved);
         }
         let old = Decided {
-            decision: event.verdict,
+            decision: event.decision,
             enforced: event.enforced,
             rule_id: event.rule_id.clone(),
-            reason_code: event.reason,
+            reason_code: event.reason_code,
         };
         replayed.push(Replayed {
             seq: event.seq,
@@ -238,26 +226,22 @@ mod tests {
     }
 
     fn write(seq: u64, path: &str, bytes: u64, verdict: Verdict) -> RecordedEvent {
-        RecordedEvent {
-            seq,
-            capability: "fs.write".into(),
-            verdict,
-            enforced: true,
-            rule_id: "old".into(),
-            reason: if verdict == Verdict::Allow {
-                ReasonCode::Allowed
-            } else {
-                ReasonCode::FsPathNotAllowed
-            },
-            request: Some(Request::Fs(FsRequest {
-                op: FsAccess::Write,
-                path: path.into(),
-                not_utf8: false,
-                resolved: None,
-                bytes,
-            })),
-            bytes_done: (verdict == Verdict::Allow).then_some(bytes),
-        }
+        let reason = if verdict == Verdict::Allow {
+            ReasonCode::Allowed
+        } else {
+            ReasonCode::FsPathNotAllowed
+        };
+        let request = Request::Fs(FsRequest {
+            op: FsAccess::Write,
+            path: path.into(),
+            not_utf8: false,
+            resolved: None,
+            bytes,
+        });
+        let mut e =
+            RecordedEvent::new(seq, "fs.write", verdict, true, "old", reason, Some(request));
+        e.set_bytes_done((verdict == Verdict::Allow).then_some(bytes));
+        e
     }
 
     const OUT: &str =
@@ -297,7 +281,7 @@ mod tests {
         let p = policy(&format!("{OUT}mode: audit\n"));
         let mut budget = write(1, "", 0, Verdict::Deny);
         budget.request = None;
-        budget.reason = ReasonCode::FuelExhausted;
+        budget.reason_code = ReasonCode::FuelExhausted;
         let r = replay(&p, &[write(0, "/out/a", 1, Verdict::Deny), budget]);
         assert_eq!(r.events.len(), 1);
         assert_eq!(r.events[0].change, Some(ChangeKind::NowRelaxed));
@@ -309,21 +293,25 @@ mod tests {
         let p = policy(
             "version: 1\nnetwork:\n  rules: [{ id: e, effect: allow, hosts: [\"h.test\"], ports: [1] }]\n  quotas: { ingress_bytes: 10 }\n",
         );
-        let recv = |seq| RecordedEvent {
-            seq,
-            capability: "net.receive".into(),
-            verdict: Verdict::Allow,
-            enforced: true,
-            rule_id: "e".into(),
-            reason: ReasonCode::Allowed,
-            request: Some(Request::Net(NetRequest {
+        let recv = |seq| {
+            let request = Request::Net(NetRequest {
                 op: NetAccess::Receive,
                 host: "h.test".into(),
                 port: 1,
                 address: None,
                 bytes: 4096,
-            })),
-            bytes_done: Some(8),
+            });
+            let mut e = RecordedEvent::new(
+                seq,
+                "net.receive",
+                Verdict::Allow,
+                true,
+                "e",
+                ReasonCode::Allowed,
+                Some(request),
+            );
+            e.set_bytes_done(Some(8));
+            e
         };
         let r = replay(&p, &[recv(0), recv(1), recv(2)]);
         assert_eq!(r.usage.net_ingress_bytes, 10);

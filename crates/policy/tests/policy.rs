@@ -640,16 +640,17 @@ network:
                     Request::Net(r) => r.bytes,
                 });
             }
-            events.push(ObservedEvent {
-                seq: seq as u64,
-                capability: request.capability().into(),
-                verdict: d.verdict,
-                enforced: d.enforced,
-                rule_id: audit.rule_id(d.rule),
-                reason: d.reason,
-                request: Some(request.clone()),
-                bytes_done: done,
-            });
+            let mut event = ObservedEvent::new(
+                seq as u64,
+                request.capability(),
+                d.verdict,
+                d.enforced,
+                audit.rule_id(d.rule),
+                d.reason,
+                Some(request.clone()),
+            );
+            event.set_bytes_done(done);
+            events.push(event);
         }
         ObservedRun {
             events,
@@ -663,19 +664,8 @@ network:
     }
 
     fn recorded(run: &ObservedRun) -> Vec<RecordedEvent> {
-        run.events
-            .iter()
-            .map(|e| RecordedEvent {
-                seq: e.seq,
-                capability: e.capability.clone(),
-                verdict: e.verdict,
-                enforced: e.enforced,
-                rule_id: e.rule_id.clone(),
-                reason: e.reason,
-                request: e.request.clone(),
-                bytes_done: e.bytes_done,
-            })
-            .collect()
+        // Learn and replay read the same event type: the run's events replay as they are.
+        run.events.clone()
     }
 
     fn source() -> LearnSource {
@@ -797,7 +787,7 @@ network:
                 prop_assert!(!report.has_errors(), "{:?}", report.findings);
                 let again = replay(&policy, &recorded(&run));
                 for (event, new) in run.events.iter().zip(&again.events) {
-                    let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+                    let wanted = event.decision == Verdict::Allow || grantable(event.reason_code);
                     prop_assert_eq!(
                         new.new.decision == Verdict::Allow,
                         wanted,

@@ -117,19 +117,7 @@ pub struct UsageInfo {
     pub net_ingress_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportEvent {
-    pub seq: u64,
-    pub decision: Verdict,
-    pub enforced: bool,
-    pub capability: String,
-    pub rule_id: String,
-    pub reason_code: ReasonCode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<Request>,
-    pub context: Map<String, Value>,
-    pub hash: String,
-}
+pub use sandbox_policy::RecordedEvent as ReportEvent;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventsSummary {
