@@ -38,6 +38,8 @@ fn observed(report: &Report) -> ObservedRun {
             net_connections: u.net_connections,
             net_egress_bytes: u.net_egress_bytes,
             net_ingress_bytes: u.net_ingress_bytes,
+            // The report does not carry the entries count yet.
+            ..Usage::default()
         },
         fuel_consumed: u.fuel_consumed,
         peak_memory_bytes: u.peak_memory_bytes,

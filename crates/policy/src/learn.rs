@@ -107,6 +107,8 @@ pub struct QuotaNeeds {
     pub connections: u64,
     pub egress_bytes: u64,
     pub ingress_bytes: u64,
+    /// Files, directories and links created (`filesystem.quotas.entries`).
+    pub entries: u64,
 }
 
 impl QuotaNeeds {
@@ -155,7 +157,23 @@ impl QuotaNeeds {
                         done.max(1),
                         done,
                     ),
+                    NetAccess::Resolve => {}
                 },
+                // Link target bytes count against the write quota.
+                Request::FsLink(r) => {
+                    let n = r.target.len() as u64;
+                    step(&mut used.fs_write_bytes, &mut need.write_bytes, n, n)
+                }
+                Request::FsOpen(_)
+                | Request::NetOpen(_)
+                | Request::Env(_)
+                | Request::Clock(_)
+                | Request::Random(_) => {}
+            }
+            if let Request::Fs(r) = request {
+                if matches!(r.op, FsAccess::Create | FsAccess::Symlink) {
+                    step(&mut used.fs_entries_created, &mut need.entries, 1, 1);
+                }
             }
         }
         need
@@ -381,6 +399,14 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
                 grant.seqs.push(event.seq);
                 grant.capabilities.insert(event.capability.clone());
             }),
+            // Open-file and connection caps, link targets, env, clocks and random need no
+            // rule of their own: quotas are learned from the usage, the rest is built in.
+            Request::FsOpen(_)
+            | Request::NetOpen(_)
+            | Request::FsLink(_)
+            | Request::Env(_)
+            | Request::Clock(_)
+            | Request::Random(_) => Ok(()),
         };
         match granted {
             Ok(()) => {
@@ -888,10 +914,7 @@ env: { LANG: C }
                     _ => {}
                 }
             }
-            let done = d.permits().then_some(match &request {
-                Request::Fs(r) => r.bytes,
-                Request::Net(r) => r.bytes,
-            });
+            let done = d.permits().then_some(request.bytes());
             let mut event = ObservedEvent::new(
                 seq as u64,
                 request.capability(),

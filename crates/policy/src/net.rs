@@ -129,8 +129,13 @@ impl HostPattern {
     }
 }
 
-fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+/// True when a normalised host name (see [`normalize_host`]) is one a resolver may be
+/// asked for and a rule may name: 1 to 253 bytes of labels of 1 to 63 letters, digits, `-`
+/// or `_`, no label starting or ending with `-`. A name with an empty label (`a..b`, or
+/// `a.b..`, whose one trailing dot [`normalize_host`] drops) is invalid. IP literals are
+/// not names: check [`parse_ip_literal`] first.
+pub fn is_valid_host_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
@@ -140,8 +145,20 @@ fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        });
-    if ok {
+        })
+}
+
+/// A host name with its empty labels removed (`a..b.` → `a.b`): what a deny rule is matched
+/// against when the name itself is invalid, so the event can name that rule.
+pub fn without_empty_labels(name: &str) -> String {
+    name.split('.')
+        .filter(|label| !label.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
+    if is_valid_host_name(name) {
         Ok(())
     } else {
         Err(format!(

@@ -119,6 +119,7 @@ fn account(usage: &mut Usage, request: &Request, moved: u64) {
         Request::Fs(r) => match r.op {
             FsAccess::Read => add(&mut usage.fs_read_bytes, moved),
             FsAccess::Write => add(&mut usage.fs_write_bytes, moved),
+            FsAccess::Create | FsAccess::Symlink => add(&mut usage.fs_entries_created, 1),
             _ => {}
         },
         Request::Net(r) => match r.op {
@@ -126,7 +127,15 @@ fn account(usage: &mut Usage, request: &Request, moved: u64) {
             NetAccess::Connect => add(&mut usage.net_connections, 1),
             NetAccess::Send => add(&mut usage.net_egress_bytes, moved),
             NetAccess::Receive => add(&mut usage.net_ingress_bytes, moved),
+            NetAccess::Resolve => {}
         },
+        // A link's target text is written to the host.
+        Request::FsLink(r) => add(&mut usage.fs_write_bytes, r.target.len() as u64),
+        Request::FsOpen(_)
+        | Request::NetOpen(_)
+        | Request::Env(_)
+        | Request::Clock(_)
+        | Request::Random(_) => {}
     }
 }
 
@@ -148,10 +157,7 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
             reason_code: decision.reason,
         };
         if new.permits() {
-            let asked = match request {
-                Request::Fs(r) => r.bytes,
-                Request::Net(r) => r.bytes,
-            };
+            let asked = request.bytes();
             let mut moved = event.bytes_done().unwrap_or(asked);
             // A receive is capped at the ingress quota left, as the broker caps it.
             if let (Request::Net(r), Some(q)) = (request, decision.quota) {

@@ -635,10 +635,7 @@ network:
                     Request::Net(r) if r.op == NetAccess::Connect => usage.net_connections += 1,
                     _ => {}
                 }
-                done = Some(match request {
-                    Request::Fs(r) => r.bytes,
-                    Request::Net(r) => r.bytes,
-                });
+                done = Some(request.bytes());
             }
             let mut event = ObservedEvent::new(
                 seq as u64,

@@ -6,8 +6,18 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod kinds;
+
+pub use kinds::{
+    ClockKind, ClockRequest, EnvRequest, LinkRequest, OpenConnectionsRequest, OpenFilesRequest,
+    RandomRequest, MAX_OPEN_CONNECTIONS,
+};
+
 use crate::model::{Effect, FsOperation, Mode, MountMode, NetRule, Policy};
-use crate::net::{blocked_address_kind, normalize_host, parse_ip_literal};
+use crate::net::{
+    blocked_address_kind, is_valid_host_name, normalize_host, parse_ip_literal,
+    without_empty_labels,
+};
 use crate::path::normalize_guest_str;
 use crate::reason::ReasonCode;
 
@@ -141,6 +151,9 @@ pub enum NetAccess {
     Connect,
     Send,
     Receive,
+    /// May this name be sent to a resolver? Asked before any lookup (capability
+    /// `net.resolve`); `port` is the port the connection will use.
+    Resolve,
 }
 
 /// A network request. `Send` and `Receive` name the connection they use, so that the rule
@@ -163,6 +176,7 @@ impl NetRequest {
             NetAccess::Connect => "net.connect",
             NetAccess::Send => "net.send",
             NetAccess::Receive => "net.receive",
+            NetAccess::Resolve => "net.resolve",
         }
     }
 }
@@ -173,6 +187,21 @@ impl NetRequest {
 pub enum Request {
     Fs(FsRequest),
     Net(NetRequest),
+    /// One more open file (`limits.open_files`).
+    #[serde(rename = "fs_open")]
+    FsOpen(OpenFilesRequest),
+    /// One more open connection, before connecting.
+    #[serde(rename = "net_open")]
+    NetOpen(OpenConnectionsRequest),
+    /// The target of a link the guest creates.
+    #[serde(rename = "fs_link")]
+    FsLink(LinkRequest),
+    /// The environment given to the guest.
+    Env(EnvRequest),
+    /// A clock read.
+    Clock(ClockRequest),
+    /// Random bytes.
+    Random(RandomRequest),
 }
 
 impl Request {
@@ -180,6 +209,23 @@ impl Request {
         match self {
             Request::Fs(r) => r.op.capability(),
             Request::Net(r) => r.capability(),
+            Request::FsOpen(_) => "fs.open",
+            Request::NetOpen(_) => "net.open",
+            Request::FsLink(_) => "fs.symlink_target",
+            Request::Env(_) => "env.read",
+            Request::Clock(_) => "clock.read",
+            Request::Random(_) => "random.read",
+        }
+    }
+
+    /// Bytes the request asks to move (0 for requests that move none).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Request::Fs(r) => r.bytes,
+            Request::Net(r) => r.bytes,
+            Request::FsLink(r) => r.target.len() as u64,
+            Request::Random(r) => r.bytes,
+            Request::FsOpen(_) | Request::NetOpen(_) | Request::Env(_) | Request::Clock(_) => 0,
         }
     }
 
@@ -192,6 +238,12 @@ impl Request {
                 None => r.path.clone(),
             },
             Request::Net(r) => format!("{}:{}", r.host, r.port),
+            Request::FsOpen(r) => r.path.clone().unwrap_or_default(),
+            Request::NetOpen(r) => format!("{} open", r.open_now),
+            Request::FsLink(r) => format!("{} => {}", r.link, r.target),
+            Request::Env(r) => r.names.join(","),
+            Request::Clock(r) => format!("{:?}", r.clock).to_ascii_lowercase(),
+            Request::Random(r) => format!("{} bytes", r.bytes),
         }
     }
 }
@@ -204,6 +256,14 @@ pub struct Usage {
     pub net_connections: u64,
     pub net_egress_bytes: u64,
     pub net_ingress_bytes: u64,
+    /// Files, directories and links the guest created (`filesystem.quotas.entries`). Left
+    /// out of JSON while 0, so existing outputs keep their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fs_entries_created: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -325,6 +385,12 @@ impl Policy {
         match request {
             Request::Fs(r) => self.decide_fs(usage, &r.as_query()),
             Request::Net(r) => self.decide_net(usage, r),
+            Request::FsOpen(r) => self.decide_open_files(r),
+            Request::NetOpen(r) => self.decide_open_connections(usage, r),
+            Request::FsLink(r) => self.decide_link(usage, r),
+            Request::Env(r) => self.decide_env(r),
+            Request::Clock(r) => self.decide_clock(r),
+            Request::Random(r) => self.decide_random(r),
         }
     }
 
@@ -442,6 +508,12 @@ impl Policy {
     }
 
     fn decide_net(&self, usage: &Usage, request: &NetRequest) -> Decision {
+        if let Some(invalid) = self.decide_invalid_host(request) {
+            return invalid;
+        }
+        if request.op == NetAccess::Resolve {
+            return self.decide_resolve(usage, request);
+        }
         let decision = self.decide_net_steps(usage, request);
         if decision.enforced {
             return decision;
@@ -464,6 +536,65 @@ impl Policy {
             }
             _ => decision,
         }
+    }
+
+    /// A host that is neither an IP literal nor a valid name is never allowed and never
+    /// looked up, in any mode. When a deny rule matches it with its empty labels removed,
+    /// the event names that rule.
+    fn decide_invalid_host(&self, request: &NetRequest) -> Option<Decision> {
+        let host = normalize_host(&request.host);
+        if parse_ip_literal(&host).is_some() || is_valid_host_name(&host) {
+            return None;
+        }
+        let cleaned = without_empty_labels(&host);
+        let deny = self.network.rules.iter().position(|r| {
+            r.effect == Effect::Deny
+                && r.port_matches(request.port)
+                && r.hosts.iter().any(|h| h.matches(&cleaned, None))
+        });
+        Some(match deny {
+            Some(i) => Decision::hard_deny(RuleRef::NetRule(i), ReasonCode::NetHostNotAllowed),
+            None => Decision::hard_deny(
+                RuleRef::Builtin("network.hosts"),
+                ReasonCode::NetHostInvalid,
+            ),
+        })
+    }
+
+    /// May this name be sent to a resolver? Only when the host pattern of an allow rule for
+    /// the port matches it (`hosts: ["*"]` opts in to any name) and no deny rule does: a CIDR
+    /// never allows a lookup, since the address is what a lookup would find. A name pinned by
+    /// `network.resolve` needs no resolver (rule `network.resolve`), an IP literal neither
+    /// (rule `network.literals`); a deny rule still refuses both.
+    fn decide_resolve(&self, usage: &Usage, request: &NetRequest) -> Decision {
+        let host = normalize_host(&request.host);
+        let by_name = NetRequest {
+            address: None,
+            ..request.clone()
+        };
+        let decision = self.decide_net_steps(usage, &by_name);
+        let denied_by_rule = decision.verdict == Verdict::Deny
+            && matches!(decision.rule, RuleRef::NetRule(i)
+                if self.network.rules.get(i).is_some_and(|r| r.effect == Effect::Deny));
+        if denied_by_rule {
+            return decision;
+        }
+        if parse_ip_literal(&host).is_some() {
+            return Decision::allow(RuleRef::Builtin("network.literals"));
+        }
+        if self.pinned_address(&host).is_some() {
+            return Decision::allow(RuleRef::Builtin("network.resolve"));
+        }
+        decision
+    }
+
+    /// The address `network.resolve` pins a (normalised) name to, if it does.
+    pub fn pinned_address(&self, host: &str) -> Option<IpAddr> {
+        self.network
+            .resolve
+            .iter()
+            .find(|(name, _)| normalize_host(name) == host)
+            .map(|(_, address)| *address)
     }
 
     /// Whether an allow rule matching the host and port names this address explicitly.
@@ -552,6 +683,7 @@ impl Policy {
                     ReasonCode::NetIngressQuotaExceeded,
                 )
             }),
+            NetAccess::Resolve => None,
         };
         if let Some((state, reason)) = quota {
             // A receive is capped at the quota left by the broker; only an exhausted quota refuses it.
