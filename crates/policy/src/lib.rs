@@ -47,8 +47,8 @@ pub use event::RecordedEvent;
 pub use glob::GlobPattern;
 pub use model::*;
 pub use net::{
-    blocked_address_kind, canonical_ip, is_valid_host_name, normalize_host, parse_ip_literal,
-    without_empty_labels, Cidr, HostPattern, PortRange,
+    blocked_address_kind, canonical_ip, decision_ip, embedded_ipv4, is_valid_host_name,
+    normalize_host, parse_ip_literal, without_empty_labels, Cidr, HostPattern, PortRange,
 };
 pub use parse::{load_policy, parse_policy, MAX_POLICY_BYTES};
 pub use path::{

@@ -204,7 +204,7 @@ impl NetRule {
             || self
                 .hosts
                 .iter()
-                .any(|h| matches!(h, HostPattern::Address(ip) if *ip == crate::net::canonical_ip(address)))
+                .any(|h| matches!(h, HostPattern::Address(ip) if crate::net::decision_ip(*ip) == crate::net::decision_ip(address)))
     }
 }
 

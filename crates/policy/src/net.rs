@@ -35,6 +35,47 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address an IPv6 address reaches, when it embeds one: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`), NAT64
+/// (`64:ff9b::a.b.c.d`, and `64:ff9b:1::a.b.c.d` in its /96 form) and 6to4
+/// (`2002:aabb:ccdd::/48` reaches `a.b.c.d` through its relay). Decisions are made on the
+/// address reached, so no IPv6 spelling carries a request around an IPv4 rule or block.
+pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let seg = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if bits >> 32 == 0 && bits > 1 {
+        return Some(low32);
+    }
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Some(low32);
+    }
+    if bits >> 32 == 0x0064_ff9b_0001_0000_0000_0000 {
+        return Some(low32);
+    }
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
+    None
+}
+
+/// The address a decision is made on: the IPv4 address an IPv6 form embeds (see
+/// [`embedded_ipv4`]), or the address itself.
+pub fn decision_ip(ip: IpAddr) -> IpAddr {
+    match embedded_ipv4(ip) {
+        Some(v4) => IpAddr::V4(v4),
+        None => canonical_ip(ip),
+    }
+}
+
 fn parse_inet_aton(text: &str) -> Option<Ipv4Addr> {
     if text.is_empty() || text.ends_with('.') {
         return None;
@@ -124,7 +165,7 @@ impl HostPattern {
             HostPattern::Any => true,
             HostPattern::Exact(name) => name == host,
             HostPattern::Suffix(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-            HostPattern::Address(ip) => address == Some(*ip),
+            HostPattern::Address(ip) => address.map(decision_ip) == Some(decision_ip(*ip)),
         }
     }
 }
@@ -226,9 +267,12 @@ impl Cidr {
         }
     }
 
+    /// True when the block holds the address, as written or as the IPv4 address it embeds
+    /// (see [`embedded_ipv4`]), so `10.0.0.0/8` also holds `64:ff9b::10.0.0.1`.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        ip.is_ipv4() == self.network.is_ipv4() && self.mask(ip) == self.network
+        let holds =
+            |ip: IpAddr| ip.is_ipv4() == self.network.is_ipv4() && self.mask(ip) == self.network;
+        holds(canonical_ip(ip)) || embedded_ipv4(ip).is_some_and(|v4| holds(IpAddr::V4(v4)))
     }
 }
 
@@ -317,9 +361,15 @@ pub fn blocked_address_kind(ip: IpAddr) -> Option<&'static str> {
                 Some("private")
             } else if seg[0] & 0xff00 == 0xff00 {
                 Some("multicast")
-            } else if let Some(v4) = v6.to_ipv4() {
-                // IPv4-compatible (::a.b.c.d) and NAT64 forms carry an IPv4 address.
+            } else if seg[0] & 0xffc0 == 0xfec0 {
+                Some("site-local")
+            } else if let Some(v4) = embedded_ipv4(IpAddr::V6(v6)) {
+                // Mapped, compatible, NAT64 and 6to4 forms: blocked as what they reach.
                 blocked_address_kind(IpAddr::V4(v4))
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001 {
+                // Local-use NAT64 with a prefix shorter than /96: where it leads is the
+                // operator's choice, so it is blocked unless a rule names it.
+                Some("local-use NAT64")
             } else {
                 None
             }
@@ -445,5 +495,47 @@ mod tests {
             );
         }
         assert_eq!(blocked_address_kind("93.184.216.34".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_ipv4_are_decided_as_the_address_they_reach() {
+        for (ip, kind) in [
+            ("64:ff9b::127.0.0.1", Some("loopback")),
+            ("64:ff9b::a9fe:a9fe", Some("cloud metadata")),
+            ("64:ff9b:1::10.0.0.1", Some("private")),
+            ("64:ff9b:1:abcd::1", Some("local-use NAT64")),
+            ("2002:7f00:1::1", Some("loopback")),
+            ("2002:c0a8:101::", Some("private")),
+            ("::10.1.2.3", Some("private")),
+            ("::ffff:169.254.169.254", Some("cloud metadata")),
+            ("fec0::1", Some("site-local")),
+            ("feff::1", Some("site-local")),
+            ("64:ff9b::93.184.216.34", None),
+            ("2002:5db8:d822::1", None),
+            ("2001:db8::1", None),
+        ] {
+            assert_eq!(blocked_address_kind(ip.parse().unwrap()), kind, "{ip}");
+        }
+        assert_eq!(
+            embedded_ipv4("2002:5db8:d822::1".parse().unwrap()),
+            Some(Ipv4Addr::new(93, 184, 216, 34))
+        );
+        assert_eq!(embedded_ipv4("::1".parse().unwrap()), None);
+        assert_eq!(embedded_ipv4("2001:db8::1".parse().unwrap()), None);
+        // A CIDR or literal rule on the IPv4 address holds its IPv6 spellings too.
+        let lan = Cidr::parse("10.0.0.0/8").unwrap();
+        for form in [
+            "64:ff9b::10.0.0.1",
+            "2002:a00:1::",
+            "::10.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(lan.contains(form.parse().unwrap()), "{form}");
+        }
+        assert!(!lan.contains("64:ff9b::b00:1".parse().unwrap()));
+        let v6 = Cidr::parse("2002::/16").unwrap();
+        assert!(v6.contains("2002:a00:1::".parse().unwrap()));
+        let literal = HostPattern::parse("169.254.169.254").unwrap();
+        assert!(literal.matches("x", parse_ip_literal("64:ff9b::a9fe:a9fe")));
     }
 }

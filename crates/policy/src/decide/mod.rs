@@ -1220,6 +1220,36 @@ network:
     }
 
     #[test]
+    fn a_deny_rule_on_an_ipv4_block_holds_its_ipv6_spellings() {
+        let p = parse_policy(
+            "version: 1\nnetwork:\n  rules:\n    - { id: web, effect: allow, hosts: [\"*\"], ports: [443] }\n    - { id: no-net, effect: deny, cidrs: [\"93.184.0.0/16\"] }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let u = Usage::default();
+        for host in [
+            "93.184.216.34",
+            "64:ff9b::93.184.216.34",
+            "[2002:5db8:d822::1]",
+            "::93.184.216.34",
+        ] {
+            assert_eq!(
+                outcome(&p, &u, &net(NetAccess::Connect, host, 443, None, 0)),
+                (Deny, "no-net".to_owned(), "NET_HOST_NOT_ALLOWED"),
+                "{host}"
+            );
+        }
+        // Blocked as what they reach, though `*` allows the name.
+        for host in ["64:ff9b::7f00:1", "fec0::1", "2002:a9fe:a9fe::"] {
+            assert_eq!(
+                outcome(&p, &u, &net(NetAccess::Connect, host, 443, None, 0)),
+                (Deny, "network.addresses".to_owned(), "NET_ADDRESS_BLOCKED"),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
     fn network_quotas() {
         let p = policy();
         let u = Usage {
