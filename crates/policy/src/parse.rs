@@ -62,6 +62,7 @@ struct RawMount {
     guest: Spanned<String>,
     host: Spanned<String>,
     mode: Option<Spanned<String>>,
+    overlap: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +79,7 @@ struct RawFsRule {
 struct RawFsQuotas {
     read_bytes: Option<Spanned<RawSize>>,
     write_bytes: Option<Spanned<RawSize>>,
+    entries: Option<Spanned<RawSize>>,
 }
 
 #[derive(Deserialize)]
@@ -560,10 +562,24 @@ impl Validator {
                     MountMode::ReadOnly
                 }
             };
+            let overlap_intended = match m.overlap.as_ref().map(|s| s.value.as_str()) {
+                None => false,
+                Some("intended") => true,
+                Some(other) => {
+                    self.error(
+                        PolicyErrorKind::InvalidValue,
+                        m.overlap.as_ref().map(span_of).unwrap_or(span),
+                        format!("mount overlap `{other}` is not a value"),
+                        "write `overlap: intended`, or leave the key out",
+                    );
+                    false
+                }
+            };
             mounts.push(Mount {
                 guest,
                 host: m.host.value,
                 mode,
+                overlap_intended,
                 span,
             });
         }
@@ -626,6 +642,7 @@ impl Validator {
             Some(q) => FsQuotas {
                 read_bytes: self.optional_size(q.read_bytes),
                 write_bytes: self.optional_size(q.write_bytes),
+                entries: self.optional_size(q.entries),
             },
         };
         Filesystem {

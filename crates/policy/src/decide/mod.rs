@@ -495,6 +495,22 @@ impl Policy {
                 reason,
             )
         });
+        // Each create or symlink makes one entry, counted against `entries`.
+        let entries = match request.op {
+            FsAccess::Create | FsAccess::Symlink => self.filesystem.quotas.entries.map(|q| {
+                (
+                    QuotaState {
+                        name: "filesystem.quotas.entries",
+                        limit: q.value,
+                        used: usage.fs_entries_created,
+                        asked: 1,
+                    },
+                    ReasonCode::FsEntriesQuotaExceeded,
+                )
+            }),
+            _ => None,
+        };
+        let quota = quota.or(entries);
         if let Some((state, reason)) = quota {
             if state.used.saturating_add(state.asked) > state.limit {
                 return Decision::rule_deny(self, RuleRef::Builtin(state.name), reason)
@@ -1247,6 +1263,41 @@ network:
                 "{host}"
             );
         }
+    }
+
+    #[test]
+    fn the_entries_quota_counts_creates_and_symlinks() {
+        let p = parse_policy(
+            "version: 1\nfilesystem:\n  mounts: [{ guest: /out, host: ./out, mode: rw }]\n  rules: [{ id: w, effect: allow, ops: [create, symlink, write], paths: [\"/out/**\"] }]\n  quotas: { entries: 2 }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let used = |n| Usage {
+            fs_entries_created: n,
+            ..Usage::default()
+        };
+        assert_eq!(p.filesystem.quotas.entries.map(|q| q.value), Some(2));
+        for op in [FsAccess::Create, FsAccess::Symlink] {
+            assert_eq!(
+                outcome(&p, &used(1), &fs(op, "/out/a", 0)),
+                (Allow, "w".to_owned(), "ALLOWED")
+            );
+            let d = p.decide(&used(2), &fs(op, "/out/a", 0));
+            assert_eq!(
+                (d.verdict, p.rule_id(d.rule), d.reason.as_str()),
+                (
+                    Deny,
+                    "filesystem.quotas.entries".to_owned(),
+                    "FS_ENTRIES_QUOTA_EXCEEDED"
+                )
+            );
+            assert_eq!(d.quota.map(|q| (q.limit, q.used, q.asked)), Some((2, 2, 1)));
+        }
+        // Writes into existing files create nothing.
+        assert_eq!(
+            outcome(&p, &used(2), &fs(FsAccess::Write, "/out/a", 1)),
+            (Allow, "w".to_owned(), "ALLOWED")
+        );
     }
 
     #[test]
