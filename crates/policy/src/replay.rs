@@ -7,10 +7,14 @@
 //! Replay answers "what would this policy have said to these requests"; it cannot know what
 //! the plugin would have done next with a different answer.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use serde::Serialize;
 
-use crate::decide::{FsAccess, NetAccess, Request, Usage, Verdict};
+use crate::decide::{FsAccess, NetAccess, NetRequest, Request, Usage, Verdict};
 use crate::model::Policy;
+use crate::net::{normalize_host, parse_ip_literal};
 use crate::reason::ReasonCode;
 
 pub use crate::event::RecordedEvent;
@@ -65,6 +69,56 @@ pub struct Replayed {
     pub new: Decided,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeKind>,
+    /// The address the new policy's `network.resolve` pins the name to: a run under the new
+    /// policy connects there, so the request was decided with it instead of what was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<IpAddr>,
+    /// True when the new outcome lets a name through that the recorded run never looked up
+    /// (and the new policy does not pin): a real run would look it up and decide the address
+    /// it finds, which may still be blocked or denied. The new outcome is provisional.
+    #[serde(skip_serializing_if = "is_false")]
+    pub depends_on_lookup: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The request as a run under `policy` would make it: a host name that the policy's
+/// `network.resolve` pins goes to the pinned address, whatever the recorded run found.
+/// Returns the pinned address when it was used.
+fn with_pins<'a>(policy: &Policy, request: &'a Request) -> (Cow<'a, Request>, Option<IpAddr>) {
+    let Request::Net(r) = request else {
+        return (Cow::Borrowed(request), None);
+    };
+    let host = normalize_host(&r.host);
+    if parse_ip_literal(&host).is_some() {
+        return (Cow::Borrowed(request), None);
+    }
+    match policy.pinned_address(&host) {
+        Some(pin) => {
+            let pinned = NetRequest {
+                address: Some(pin),
+                ..r.clone()
+            };
+            (Cow::Owned(Request::Net(pinned)), Some(pin))
+        }
+        None => (Cow::Borrowed(request), None),
+    }
+}
+
+/// True when a let-through connection to a name rests on a lookup the recorded run never made.
+fn rests_on_a_lookup(request: &Request, pinned: Option<IpAddr>, permits: bool) -> bool {
+    match request {
+        Request::Net(r) => {
+            permits
+                && pinned.is_none()
+                && r.address.is_none()
+                && r.op == NetAccess::Connect
+                && parse_ip_literal(&normalize_host(&r.host)).is_none()
+        }
+        _ => false,
+    }
 }
 
 /// A budget the run used, against the new policy's limit.
@@ -89,6 +143,11 @@ pub struct Replay {
 impl Replay {
     pub fn changes(&self) -> impl Iterator<Item = &Replayed> {
         self.events.iter().filter(|e| e.change.is_some())
+    }
+
+    /// Replayed requests whose new outcome rests on a lookup the recorded run never made.
+    pub fn depending_on_lookups(&self) -> impl Iterator<Item = &Replayed> {
+        self.events.iter().filter(|e| e.depends_on_lookup)
     }
 
     pub fn count(&self, kind: ChangeKind) -> usize {
@@ -145,10 +204,12 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
     let mut replayed = Vec::new();
     let mut not_replayable = Vec::new();
     for event in events {
-        let Some(request) = &event.request else {
+        let Some(recorded) = &event.request else {
             not_replayable.push(event.seq);
             continue;
         };
+        let (request, pinned) = with_pins(policy, recorded);
+        let request = request.as_ref();
         let decision = policy.decide(&usage, request);
         let new = Decided {
             decision: decision.verdict,
@@ -178,6 +239,8 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
             capability: event.capability.clone(),
             target: request.target(),
             change: classify(&old, &new),
+            depends_on_lookup: rests_on_a_lookup(request, pinned, new.permits()),
+            pinned,
             old,
             new,
         });
@@ -322,6 +385,82 @@ mod tests {
         let r = replay(&p, &[recv(0), recv(1), recv(2)]);
         assert_eq!(r.usage.net_ingress_bytes, 10);
         assert_eq!(r.events[2].change, Some(ChangeKind::NowDenied));
+    }
+
+    fn connect(seq: u64, host: &str, address: Option<&str>, verdict: Verdict) -> RecordedEvent {
+        let request = Request::Net(NetRequest {
+            op: NetAccess::Connect,
+            host: host.into(),
+            port: 443,
+            address: address.map(|a| a.parse().unwrap()),
+            bytes: 0,
+        });
+        let reason = match verdict {
+            Verdict::Allow => ReasonCode::Allowed,
+            Verdict::Deny => ReasonCode::NetHostNotAllowed,
+        };
+        RecordedEvent::new(
+            seq,
+            "net.connect",
+            verdict,
+            true,
+            "old",
+            reason,
+            Some(request),
+        )
+    }
+
+    #[test]
+    fn names_are_decided_with_the_new_policys_pins() {
+        // Denied by name before any lookup; the new policy pins the name into a CIDR it allows.
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: lan, effect: allow, cidrs: [\"10.0.0.0/8\"], ports: [443] }]\n  resolve: { API.test.: 10.0.0.5 }\n",
+        );
+        let r = replay(&p, &[connect(0, "api.test", None, Verdict::Deny)]);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowAllowed), "{r:?}");
+        assert_eq!(r.events[0].new.rule_id, "lan");
+        assert_eq!(r.events[0].pinned, Some("10.0.0.5".parse().unwrap()));
+        assert!(!r.events[0].depends_on_lookup);
+        // Recorded at a public address; the new pin leads to loopback, which is blocked.
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: api, effect: allow, hosts: [\"api.test\"], ports: [443] }]\n  resolve: { api.test: 127.0.0.1 }\n",
+        );
+        let r = replay(
+            &p,
+            &[connect(
+                0,
+                "api.test",
+                Some("93.184.216.34"),
+                Verdict::Allow,
+            )],
+        );
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowDenied));
+        assert_eq!(r.events[0].new.reason_code, ReasonCode::NetAddressBlocked);
+    }
+
+    #[test]
+    fn an_outcome_that_rests_on_a_lookup_never_made_says_so() {
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: api, effect: allow, hosts: [\"api.test\"], ports: [443] }]\n",
+        );
+        let r = replay(
+            &p,
+            &[
+                connect(0, "api.test", None, Verdict::Deny),
+                connect(1, "api.test", Some("93.184.216.34"), Verdict::Allow),
+                connect(2, "other.test", None, Verdict::Deny),
+            ],
+        );
+        let flagged: Vec<u64> = r.depending_on_lookups().map(|e| e.seq).collect();
+        // Only the name let through without an address: the others are decided in full.
+        assert_eq!(flagged, [0]);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowAllowed));
+        let json = serde_json::to_value(&r.events[0]).unwrap();
+        assert_eq!(json["depends_on_lookup"], true);
+        assert!(serde_json::to_value(&r.events[1])
+            .unwrap()
+            .get("depends_on_lookup")
+            .is_none());
     }
 
     #[test]
