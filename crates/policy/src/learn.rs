@@ -600,6 +600,19 @@ fn render(
     line(&format!("deterministic: {}", base.deterministic));
 
     let need = QuotaNeeds::of(&run.events);
+    render_budgets(&mut out, base, run);
+    render_filesystem(&mut out, base, run, source, learned, paths, &need);
+    render_network(&mut out, base, run, learned, hosts, &need);
+    render_tail(&mut out, base, learned);
+    out
+}
+
+/// The `budgets` section: what the run used plus headroom; the wall clock from the base.
+fn render_budgets(out: &mut String, base: &Policy, run: &ObservedRun) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     let fuel = with_headroom(run.fuel_consumed, HEADROOM_PERCENT).max(1);
     let memory = with_headroom(run.peak_memory_bytes, HEADROOM_PERCENT)
         .div_ceil(WASM_PAGE)
@@ -620,7 +633,22 @@ fn render(
         size(memory),
         group_digits(run.peak_memory_bytes)
     ));
+}
 
+/// The `filesystem` section: the base's mounts, the learned rules and quotas.
+fn render_filesystem(
+    out: &mut String,
+    base: &Policy,
+    run: &ObservedRun,
+    source: &LearnSource,
+    learned: &Learned,
+    paths: &BTreeMap<String, PathGrant>,
+    need: &QuotaNeeds,
+) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     let fs = &base.filesystem;
     if !fs.mounts.is_empty() {
         line("filesystem:");
@@ -707,15 +735,41 @@ fn render(
         }
         let read = need.read_bytes.max(run.usage.fs_read_bytes);
         let write = need.write_bytes.max(run.usage.fs_write_bytes);
+        // A count quota is kept (learned) when the base policy sets one.
+        let entries = fs.quotas.entries.map(|_| {
+            let n = need.entries.max(run.usage.fs_entries_created);
+            (
+                format!(
+                    ", entries: {}",
+                    group_digits(with_headroom(n, HEADROOM_PERCENT))
+                ),
+                format!(", {} entries created", group_digits(n)),
+            )
+        });
+        let (entries, entries_note) = entries.unwrap_or_default();
         line(&format!(
-            "  quotas: {{ read_bytes: {}, write_bytes: {} }}   # the run needed {} and {} bytes; plus {HEADROOM_PERCENT}%",
+            "  quotas: {{ read_bytes: {}, write_bytes: {}{entries} }}   # the run needed {} and {} bytes{entries_note}; plus {HEADROOM_PERCENT}%",
             group_digits(with_headroom(read, HEADROOM_PERCENT)),
             group_digits(with_headroom(write, HEADROOM_PERCENT)),
             group_digits(read),
             group_digits(write)
         ));
     }
+}
 
+/// The `network` section: the learned rules, quotas and the base's pins for their names.
+fn render_network(
+    out: &mut String,
+    base: &Policy,
+    run: &ObservedRun,
+    learned: &Learned,
+    hosts: &BTreeMap<String, HostGrant>,
+    need: &QuotaNeeds,
+) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     if !learned.net_rules.is_empty() {
         line("network:");
         line("  rules:");
@@ -802,7 +856,14 @@ fn render(
             ));
         }
     }
+}
 
+/// `stdio`, `env` and `limits` from the base, then what stays denied, as comments.
+fn render_tail(out: &mut String, base: &Policy, learned: &Learned) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     line(&format!(
         "stdio: {{ stdout_bytes: {}, stderr_bytes: {} }}",
         size(base.stdio.stdout_bytes.value),
@@ -840,7 +901,6 @@ fn render(
             ));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -965,6 +1025,31 @@ env: { LANG: C }
             net(NetAccess::Connect, "api.example.com", 443, None, 0),
             net(NetAccess::Connect, "evil.test", 80, Some("10.0.0.1"), 0),
         ]
+    }
+
+    #[test]
+    fn a_base_entries_quota_is_learned_from_the_entries_created() {
+        let mut base = base();
+        base.filesystem.quotas.entries = Some(crate::model::Setting::default_value(1));
+        let run = observe(
+            &base,
+            vec![
+                fs(FsAccess::Create, "/out/a.log", 0),
+                fs(FsAccess::Create, "/out/b.log", 0),
+                fs(FsAccess::Create, "/out/c.log", 0),
+                fs(FsAccess::Create, "/out/d.log", 0),
+            ],
+        );
+        assert_eq!(QuotaNeeds::of(&run.events).entries, 4);
+        let learned = learn(&base, &run, &source());
+        let policy = parse_policy(&learned.text, Path::new("/")).unwrap();
+        // Four created, plus 25%.
+        assert_eq!(policy.filesystem.quotas.entries.map(|q| q.value), Some(5));
+        assert!(
+            learned.text.contains("4 entries created"),
+            "{}",
+            learned.text
+        );
     }
 
     #[test]

@@ -499,6 +499,23 @@ impl Validator {
         }
     }
 
+    /// A mount's `overlap` key: only `intended` is a value.
+    fn overlap(&mut self, raw: Option<&Spanned<String>>, span: Span) -> bool {
+        match raw.map(|s| s.value.as_str()) {
+            None => false,
+            Some("intended") => true,
+            Some(other) => {
+                self.error(
+                    PolicyErrorKind::InvalidValue,
+                    raw.map(span_of).unwrap_or(span),
+                    format!("mount overlap `{other}` is not a value"),
+                    "write `overlap: intended`, or leave the key out",
+                );
+                false
+            }
+        }
+    }
+
     fn filesystem(&mut self, raw: Option<Spanned<RawFilesystem>>) -> Filesystem {
         let Some(raw) = raw else {
             return Filesystem::default();
@@ -562,19 +579,7 @@ impl Validator {
                     MountMode::ReadOnly
                 }
             };
-            let overlap_intended = match m.overlap.as_ref().map(|s| s.value.as_str()) {
-                None => false,
-                Some("intended") => true,
-                Some(other) => {
-                    self.error(
-                        PolicyErrorKind::InvalidValue,
-                        m.overlap.as_ref().map(span_of).unwrap_or(span),
-                        format!("mount overlap `{other}` is not a value"),
-                        "write `overlap: intended`, or leave the key out",
-                    );
-                    false
-                }
-            };
+            let overlap_intended = self.overlap(m.overlap.as_ref(), span);
             mounts.push(Mount {
                 guest,
                 host: m.host.value,
