@@ -611,6 +611,21 @@ limits: { open_files: 2 }
             assert!(got.1, "{bad:?}: enforced in audit mode too");
             is(got, Deny, "network.hosts", "NET_HOST_INVALID");
         }
+        // Other odd characters make a name no rule matches for a connection (the default
+        // deny decides it), but never a lookup.
+        let odd = Request::Net(NetRequest {
+            op: NetAccess::Connect,
+            host: "exa mple.org".into(),
+            port: 443,
+            address: None,
+            bytes: 0,
+        });
+        is(
+            outcome(&p, &u, &odd),
+            Deny,
+            "network.default",
+            "NET_HOST_NOT_ALLOWED",
+        );
         for dodge in [
             "evil..example.org",
             "evil.example.org..",

@@ -25,17 +25,26 @@ use crate::reason::ReasonCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsAccess {
+    /// Read a file's bytes.
     Read,
+    /// Write to a file (also opening with truncate).
     Write,
+    /// Create a file or directory.
     Create,
+    /// Remove a file or directory.
     Delete,
+    /// List a directory.
     List,
+    /// Rename (asked for the source and the destination).
     Rename,
+    /// Create a symbolic link at the path.
     Symlink,
+    /// Read metadata.
     Stat,
 }
 
 impl FsAccess {
+    /// The access as written in requests, e.g. `read`.
     pub fn as_str(self) -> &'static str {
         match self {
             FsAccess::Read => "read",
@@ -63,6 +72,7 @@ impl FsAccess {
         }
     }
 
+    /// True for accesses that change what is on disk (refused on read-only mounts).
     pub fn mutates(self) -> bool {
         matches!(
             self,
@@ -93,9 +103,11 @@ impl FsAccess {
 /// the path beneath its mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsRequest {
+    /// What is asked.
     pub op: FsAccess,
     /// The path as the guest wrote it (lossy UTF-8 when `not_utf8`).
     pub path: String,
+    /// True when the path bytes were not UTF-8.
     #[serde(default, skip_serializing_if = "is_false")]
     pub not_utf8: bool,
     /// The guest path after following symlinks, when it differs from the normalised path.
@@ -110,14 +122,20 @@ pub struct FsRequest {
 /// decides, so the host-call path need not build an owned [`FsRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsQuery<'a> {
+    /// What is asked.
     pub op: FsAccess,
+    /// The path as the guest wrote it.
     pub path: &'a str,
+    /// True when the path bytes were not UTF-8.
     pub not_utf8: bool,
+    /// The guest path after following symlinks, when known.
     pub resolved: Option<&'a str>,
+    /// Bytes to read or write.
     pub bytes: u64,
 }
 
 impl FsRequest {
+    /// The request borrowed, for [`Policy::decide_fs`].
     pub fn as_query(&self) -> FsQuery<'_> {
         FsQuery {
             op: self.op,
@@ -130,6 +148,7 @@ impl FsRequest {
 }
 
 impl FsQuery<'_> {
+    /// An owned copy, for an event.
     pub fn to_request(&self) -> FsRequest {
         FsRequest {
             op: self.op,
@@ -145,11 +164,15 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// What the broker asks about the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetAccess {
+    /// Open a connection to `host:port`.
     Connect,
+    /// Send bytes on a connection.
     Send,
+    /// Receive bytes on a connection.
     Receive,
     /// May this name be sent to a resolver? Asked before any lookup (capability
     /// `net.resolve`); `port` is the port the connection will use.
@@ -160,17 +183,22 @@ pub enum NetAccess {
 /// that allowed the connection is also the rule of each transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetRequest {
+    /// What is asked.
     pub op: NetAccess,
+    /// The host as the guest wrote it (a name or an IP literal).
     pub host: String,
+    /// The port.
     pub port: u16,
     /// The address the name resolved to (or the literal), once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// Bytes to send or receive; 0 for a connect or a lookup.
     #[serde(default)]
     pub bytes: u64,
 }
 
 impl NetRequest {
+    /// The capability name used in events, e.g. `net.connect`.
     pub fn capability(&self) -> &'static str {
         match self.op {
             NetAccess::Connect => "net.connect",
@@ -185,7 +213,9 @@ impl NetRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Request {
+    /// A file operation.
     Fs(FsRequest),
+    /// A connection, transfer or name lookup.
     Net(NetRequest),
     /// One more open file (`limits.open_files`).
     #[serde(rename = "fs_open")]
@@ -205,6 +235,7 @@ pub enum Request {
 }
 
 impl Request {
+    /// The capability name used in events, e.g. `fs.read` or `env.read`.
     pub fn capability(&self) -> &'static str {
         match self {
             Request::Fs(r) => r.op.capability(),
@@ -251,10 +282,15 @@ impl Request {
 /// Counters of what the run has used so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Bytes read from files.
     pub fs_read_bytes: u64,
+    /// Bytes written to files (and link targets).
     pub fs_write_bytes: u64,
+    /// Connections let through.
     pub net_connections: u64,
+    /// Bytes sent.
     pub net_egress_bytes: u64,
+    /// Bytes received.
     pub net_ingress_bytes: u64,
     /// Files, directories and links the guest created (`filesystem.quotas.entries`). Left
     /// out of JSON while 0, so existing outputs keep their bytes.
@@ -268,8 +304,11 @@ fn is_zero(n: &u64) -> bool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Allow or deny.
 pub enum Verdict {
+    /// The request may go ahead.
     Allow,
+    /// The request is refused (unless audit mode relaxed it: see [`Decision::enforced`]).
     Deny,
 }
 
@@ -277,8 +316,11 @@ pub enum Verdict {
 /// [`Policy::rule_id`] turns it into the id written in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleRef {
+    /// A filesystem rule, by index.
     FsRule(usize),
+    /// A network rule, by index.
     NetRule(usize),
+    /// A mount, by index (read-only mounts).
     Mount(usize),
     /// A built-in part of the policy, e.g. `filesystem.default` or `budgets.fuel`.
     Builtin(&'static str),
@@ -287,13 +329,18 @@ pub enum RuleRef {
 /// Which quota a decision was measured against, and where it stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaState {
+    /// The quota's key, e.g. `filesystem.quotas.write_bytes`.
     pub name: &'static str,
+    /// Its limit.
     pub limit: u64,
+    /// What the run used before this request.
     pub used: u64,
+    /// What this request asks.
     pub asked: u64,
 }
 
 impl QuotaState {
+    /// What is left of the quota before this request.
     pub fn left(&self) -> u64 {
         self.limit.saturating_sub(self.used)
     }
@@ -302,11 +349,15 @@ impl QuotaState {
 /// The outcome of `decide`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// Allow or deny.
     pub verdict: Verdict,
     /// False when `mode: audit` relaxed a deny: the request goes ahead, the deny is logged.
     pub enforced: bool,
+    /// The part of the policy that decided.
     pub rule: RuleRef,
+    /// Why.
     pub reason: ReasonCode,
+    /// The quota measured, when one was.
     pub quota: Option<QuotaState>,
     /// The mount that covers the request's path, when one does.
     pub mount: Option<usize>,
@@ -554,12 +605,17 @@ impl Policy {
         }
     }
 
-    /// A host that is neither an IP literal nor a valid name is never allowed and never
-    /// looked up, in any mode. When a deny rule matches it with its empty labels removed,
-    /// the event names that rule.
+    /// A host name with an empty label (`a..b`, `a.b..`, or empty) is never allowed and never
+    /// looked up, in any mode (DESIGN.md, "Host names"); a lookup is refused, too, for any name
+    /// that [`is_valid_host_name`] refuses. When a deny rule matches the name with its empty
+    /// labels removed, the event names that rule.
     fn decide_invalid_host(&self, request: &NetRequest) -> Option<Decision> {
         let host = normalize_host(&request.host);
-        if parse_ip_literal(&host).is_some() || is_valid_host_name(&host) {
+        if parse_ip_literal(&host).is_some() {
+            return None;
+        }
+        let empty_label = host.split('.').any(str::is_empty);
+        if !empty_label && (request.op != NetAccess::Resolve || is_valid_host_name(&host)) {
             return None;
         }
         let cleaned = without_empty_labels(&host);
