@@ -63,22 +63,29 @@ pub type ObservedEvent = crate::event::RecordedEvent;
 /// What the learn run did and used.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObservedRun {
+    /// The recorded events, in order.
     pub events: Vec<ObservedEvent>,
     /// Events past `limits.max_events`, counted but not recorded: learning from them is
     /// impossible, so a non-zero count is a warning.
     pub not_recorded: u64,
+    /// The usage counters of the report.
     pub usage: Usage,
+    /// Fuel the run consumed.
     pub fuel_consumed: u64,
+    /// Peak linear memory, in bytes.
     pub peak_memory_bytes: u64,
     /// The report's `outcome.status` (`completed`, `trapped`, ...) and message.
     pub status: String,
+    /// The outcome's message.
     pub message: String,
 }
 
 /// Where the run came from, for the file's header and its mounts.
 #[derive(Debug, Clone, Default)]
 pub struct LearnSource {
+    /// The plugin's path as given.
     pub plugin_path: String,
+    /// The plugin's SHA-256, hex.
     pub plugin_sha256: String,
     /// The base policy's path; `None` for the built-in strict template.
     pub base_path: Option<String>,
@@ -89,10 +96,13 @@ pub struct LearnSource {
 /// A request the learned policy does not grant, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NotGranted {
+    /// The event's `seq`.
     pub seq: u64,
+    /// The capability asked for.
     pub capability: String,
     /// What was asked: a path, `host:port`, or empty for a guest fault.
     pub target: String,
+    /// Why it is not granted: a reason code, or a sentence.
     pub reason: String,
 }
 
@@ -102,10 +112,15 @@ pub struct NotGranted {
 /// moved, as a write that then failed does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QuotaNeeds {
+    /// Bytes read.
     pub read_bytes: u64,
+    /// Bytes written.
     pub write_bytes: u64,
+    /// Connections made.
     pub connections: u64,
+    /// Bytes sent.
     pub egress_bytes: u64,
+    /// Bytes received.
     pub ingress_bytes: u64,
     /// Files, directories and links created (`filesystem.quotas.entries`).
     pub entries: u64,
@@ -183,28 +198,41 @@ impl QuotaNeeds {
 /// A learned filesystem rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnedFsRule {
+    /// The rule id.
     pub id: String,
+    /// The operations it grants.
     pub ops: Vec<FsOperation>,
+    /// The exact paths it names.
     pub paths: Vec<String>,
+    /// The events it covers.
     pub seqs: Vec<u64>,
 }
 
 /// A learned network rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnedNetRule {
+    /// The rule id.
     pub id: String,
+    /// The host pattern (a name or an address).
     pub host: String,
+    /// CIDRs naming a blocked address the base policy named.
     pub cidrs: Vec<String>,
+    /// The ports it grants.
     pub ports: Vec<u16>,
+    /// The events it covers.
     pub seqs: Vec<u64>,
 }
 
 /// The learned policy: its YAML text and what went into it.
 #[derive(Debug, Clone)]
 pub struct Learned {
+    /// The learned policy, as YAML with comments.
     pub text: String,
+    /// Its filesystem rules.
     pub fs_rules: Vec<LearnedFsRule>,
+    /// Its network rules.
     pub net_rules: Vec<LearnedNetRule>,
+    /// Requests it does not grant, and why.
     pub not_granted: Vec<NotGranted>,
     /// Base deny rules that matched requests the learned policy now allows, with the seqs.
     pub overridden: Vec<(String, Vec<u64>)>,

@@ -131,13 +131,18 @@ fn parse_inet_number(part: &str) -> Option<u64> {
 /// literal (matched as a normalised address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
+    /// `*`: any host.
     Any,
+    /// One normalised name.
     Exact(String),
+    /// `*.example.com`, kept as `.example.com`.
     Suffix(String),
+    /// An IP literal, normalised.
     Address(IpAddr),
 }
 
 impl HostPattern {
+    /// Parses a pattern as written in a rule; the error says what is wrong.
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         let host = normalize_host(text);
         if host == "*" && text.trim() == "*" {
@@ -211,11 +216,14 @@ fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
 /// An address block, `10.0.0.0/8` or `fd00::/8`; a bare address is a /32 or /128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
+    /// The first address of the block.
     pub network: IpAddr,
+    /// The prefix length.
     pub prefix: u8,
 }
 
 impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8` or a bare address; refuses host bits past the prefix.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -285,11 +293,14 @@ impl std::fmt::Display for Cidr {
 /// A port or an inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
+    /// The first port.
     pub first: u16,
+    /// The last port, inclusive.
     pub last: u16,
 }
 
 impl PortRange {
+    /// Parses `443` or `8000-8100`.
     pub fn parse(text: &str) -> Result<PortRange, String> {
         let port = |p: &str| {
             p.trim()
@@ -315,6 +326,7 @@ impl PortRange {
         }
     }
 
+    /// True when the port is in the range.
     pub fn contains(&self, port: u16) -> bool {
         (self.first..=self.last).contains(&port)
     }

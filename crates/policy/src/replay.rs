@@ -22,9 +22,13 @@ pub use crate::event::RecordedEvent;
 /// A decision as a report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decided {
+    /// Allow or deny.
     pub decision: Verdict,
+    /// False when audit mode relaxed a deny.
     pub enforced: bool,
+    /// The rule that decided.
     pub rule_id: String,
+    /// Why.
     pub reason_code: ReasonCode,
 }
 
@@ -49,6 +53,7 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// The change in words, e.g. `now allowed`.
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::NowAllowed => "now allowed",
@@ -62,12 +67,18 @@ impl ChangeKind {
 /// One replayed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Replayed {
+    /// The recorded event's `seq`.
     pub seq: u64,
+    /// The capability asked for.
     pub capability: String,
+    /// What was asked: a path or `host:port`.
     pub target: String,
+    /// The decision the report recorded.
     pub old: Decided,
+    /// The decision under the new policy.
     pub new: Decided,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// How the request's fate changes; `None` when it does not.
     pub change: Option<ChangeKind>,
     /// The address the new policy's `network.resolve` pins the name to: a run under the new
     /// policy connects there, so the request was decided with it instead of what was recorded.
@@ -124,15 +135,20 @@ fn rests_on_a_lookup(request: &Request, pinned: Option<IpAddr>, permits: bool) -
 /// A budget the run used, against the new policy's limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetCheck {
+    /// The budget's key, e.g. `budgets.fuel`.
     pub budget: &'static str,
+    /// What the run used.
     pub used: f64,
+    /// The new policy's limit.
     pub limit: u64,
+    /// True when the use fits the new limit.
     pub fits: bool,
 }
 
 /// Every request replayed, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replay {
+    /// The replayed requests, in the order they were recorded.
     pub events: Vec<Replayed>,
     /// Seqs of events with no request (budget events, guest faults): nothing to decide.
     pub not_replayable: Vec<u64>,
@@ -141,6 +157,7 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The replayed requests whose fate changes.
     pub fn changes(&self) -> impl Iterator<Item = &Replayed> {
         self.events.iter().filter(|e| e.change.is_some())
     }
@@ -150,6 +167,7 @@ impl Replay {
         self.events.iter().filter(|e| e.depends_on_lookup)
     }
 
+    /// How many requests change in this way.
     pub fn count(&self, kind: ChangeKind) -> usize {
         self.events
             .iter()
