@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, Context};
 use sandbox_policy::replay::{
-    budget_checks, replay as replay_events, BudgetCheck, ChangeKind, RecordedEvent, Replayed,
+    budget_checks, replay as replay_events, BudgetCheck, ChangeKind, Replayed,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -70,21 +70,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
     let report = sandbox_runtime::verify_report(&text)
         .map_err(|e| anyhow!("report `{}`: {e}", args.report_file.display()))?;
     let (policy, _) = load_policy(&args.policy, Mounts::MayBeMissing)?;
-    let events: Vec<RecordedEvent> = report
-        .events
-        .iter()
-        .map(|e| RecordedEvent {
-            seq: e.seq,
-            capability: e.capability.clone(),
-            verdict: e.decision,
-            enforced: e.enforced,
-            rule_id: e.rule_id.clone(),
-            reason: e.reason_code,
-            request: e.request.clone(),
-            bytes_done: e.context.get("bytes_done").and_then(Value::as_u64),
-        })
-        .collect();
-    let r = replay_events(&policy, &events);
+    // The report's events are the type replay reads.
+    let r = replay_events(&policy, &report.events);
     let usage = &report.usage;
     let budgets = budget_checks(
         &policy,

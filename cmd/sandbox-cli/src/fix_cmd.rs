@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use sandbox_policy::replay::{replay as replay_events, RecordedEvent};
+use sandbox_policy::replay::replay as replay_events;
 use sandbox_policy::{FsAccess, Policy, ReasonCode, Request, Span, Verdict};
 use sandbox_runtime::report::{Report, ReportEvent};
-use serde_json::Value;
 
 use crate::args::FixArgs;
 use crate::explain::{names_one_path, ops_together, round_size, slug, with_headroom};
@@ -218,21 +217,8 @@ fn static_op(op: &str) -> &'static str {
 /// Replays the report under the fixed policy: the chosen denies that the plan meant to
 /// allow and that are still denied.
 fn still_denied(report: &Report, chosen: &[&ReportEvent], fixed: &Policy, plan: &Plan) -> Vec<u64> {
-    let events: Vec<RecordedEvent> = report
-        .events
-        .iter()
-        .map(|e| RecordedEvent {
-            seq: e.seq,
-            capability: e.capability.clone(),
-            verdict: e.decision,
-            enforced: e.enforced,
-            rule_id: e.rule_id.clone(),
-            reason: e.reason_code,
-            request: e.request.clone(),
-            bytes_done: e.context.get("bytes_done").and_then(Value::as_u64),
-        })
-        .collect();
-    let replayed = replay_events(fixed, &events);
+    // The report's events are the type replay reads.
+    let replayed = replay_events(fixed, &report.events);
     let kept: BTreeSet<u64> = plan.kept.iter().map(|(seq, _)| *seq).collect();
     let targets: BTreeSet<u64> = chosen
         .iter()

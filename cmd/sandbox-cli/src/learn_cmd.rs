@@ -5,9 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use sandbox_policy::learn::{
-    learn as learn_policy, LearnSource, Learned, ObservedEvent, ObservedRun,
-};
+use sandbox_policy::learn::{learn as learn_policy, LearnSource, Learned, ObservedRun};
 use sandbox_policy::templates::{template, Preset};
 use sandbox_policy::{Mode, Policy, ReasonCode, Usage, Verdict};
 use sandbox_runtime::report::Report;
@@ -33,23 +31,8 @@ fn status_text(report: &Report) -> String {
 fn observed(report: &Report) -> ObservedRun {
     let u = &report.usage;
     ObservedRun {
-        events: report
-            .events
-            .iter()
-            .map(|e| ObservedEvent {
-                seq: e.seq,
-                capability: e.capability.clone(),
-                verdict: e.decision,
-                enforced: e.enforced,
-                rule_id: e.rule_id.clone(),
-                reason: e.reason_code,
-                request: e.request.clone(),
-                bytes_done: e
-                    .context
-                    .get("bytes_done")
-                    .and_then(serde_json::Value::as_u64),
-            })
-            .collect(),
+        // The report's events are the type learn reads.
+        events: report.events.clone(),
         not_recorded: report.events_summary.not_recorded,
         usage: Usage {
             fs_read_bytes: u.fs_read_bytes,
@@ -57,6 +40,8 @@ fn observed(report: &Report) -> ObservedRun {
             net_connections: u.net_connections,
             net_egress_bytes: u.net_egress_bytes,
             net_ingress_bytes: u.net_ingress_bytes,
+            // The report does not carry the entries count yet.
+            ..Usage::default()
         },
         fuel_consumed: u.fuel_consumed,
         peak_memory_bytes: u.peak_memory_bytes,

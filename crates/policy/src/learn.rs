@@ -57,39 +57,35 @@ fn ends_run(reason: ReasonCode) -> bool {
     )
 }
 
-/// One recorded event of the learn run, as its report holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedEvent {
-    pub seq: u64,
-    pub capability: String,
-    pub verdict: Verdict,
-    pub enforced: bool,
-    pub rule_id: String,
-    pub reason: ReasonCode,
-    pub request: Option<Request>,
-    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
-    pub bytes_done: Option<u64>,
-}
+/// One recorded event of the learn run: the report's own event type.
+pub type ObservedEvent = crate::event::RecordedEvent;
 
 /// What the learn run did and used.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObservedRun {
+    /// The recorded events, in order.
     pub events: Vec<ObservedEvent>,
     /// Events past `limits.max_events`, counted but not recorded: learning from them is
     /// impossible, so a non-zero count is a warning.
     pub not_recorded: u64,
+    /// The usage counters of the report.
     pub usage: Usage,
+    /// Fuel the run consumed.
     pub fuel_consumed: u64,
+    /// Peak linear memory, in bytes.
     pub peak_memory_bytes: u64,
     /// The report's `outcome.status` (`completed`, `trapped`, ...) and message.
     pub status: String,
+    /// The outcome's message.
     pub message: String,
 }
 
 /// Where the run came from, for the file's header and its mounts.
 #[derive(Debug, Clone, Default)]
 pub struct LearnSource {
+    /// The plugin's path as given.
     pub plugin_path: String,
+    /// The plugin's SHA-256, hex.
     pub plugin_sha256: String,
     /// The base policy's path; `None` for the built-in strict template.
     pub base_path: Option<String>,
@@ -100,10 +96,13 @@ pub struct LearnSource {
 /// A request the learned policy does not grant, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NotGranted {
+    /// The event's `seq`.
     pub seq: u64,
+    /// The capability asked for.
     pub capability: String,
     /// What was asked: a path, `host:port`, or empty for a guest fault.
     pub target: String,
+    /// Why it is not granted: a reason code, or a sentence.
     pub reason: String,
 }
 
@@ -113,11 +112,18 @@ pub struct NotGranted {
 /// moved, as a write that then failed does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QuotaNeeds {
+    /// Bytes read.
     pub read_bytes: u64,
+    /// Bytes written.
     pub write_bytes: u64,
+    /// Connections made.
     pub connections: u64,
+    /// Bytes sent.
     pub egress_bytes: u64,
+    /// Bytes received.
     pub ingress_bytes: u64,
+    /// Files, directories and links created (`filesystem.quotas.entries`).
+    pub entries: u64,
 }
 
 impl QuotaNeeds {
@@ -126,11 +132,11 @@ impl QuotaNeeds {
         let mut used = Usage::default();
         let mut need = QuotaNeeds::default();
         for event in events {
-            let permitted = event.verdict == Verdict::Allow || !event.enforced;
+            let permitted = event.permitted();
             let Some(request) = event.request.as_ref().filter(|_| permitted) else {
                 continue;
             };
-            let done = event.bytes_done.unwrap_or(0);
+            let done = event.bytes_done().unwrap_or(0);
             let step = |used: &mut u64, need: &mut u64, asked: u64, moved: u64| {
                 *need = (*need).max(used.saturating_add(asked));
                 *used = used.saturating_add(moved);
@@ -166,7 +172,23 @@ impl QuotaNeeds {
                         done.max(1),
                         done,
                     ),
+                    NetAccess::Resolve => {}
                 },
+                // Link target bytes count against the write quota.
+                Request::FsLink(r) => {
+                    let n = r.target.len() as u64;
+                    step(&mut used.fs_write_bytes, &mut need.write_bytes, n, n)
+                }
+                Request::FsOpen(_)
+                | Request::NetOpen(_)
+                | Request::Env(_)
+                | Request::Clock(_)
+                | Request::Random(_) => {}
+            }
+            if let Request::Fs(r) = request {
+                if matches!(r.op, FsAccess::Create | FsAccess::Symlink) {
+                    step(&mut used.fs_entries_created, &mut need.entries, 1, 1);
+                }
             }
         }
         need
@@ -176,28 +198,41 @@ impl QuotaNeeds {
 /// A learned filesystem rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnedFsRule {
+    /// The rule id.
     pub id: String,
+    /// The operations it grants.
     pub ops: Vec<FsOperation>,
+    /// The exact paths it names.
     pub paths: Vec<String>,
+    /// The events it covers.
     pub seqs: Vec<u64>,
 }
 
 /// A learned network rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnedNetRule {
+    /// The rule id.
     pub id: String,
+    /// The host pattern (a name or an address).
     pub host: String,
+    /// CIDRs naming a blocked address the base policy named.
     pub cidrs: Vec<String>,
+    /// The ports it grants.
     pub ports: Vec<u16>,
+    /// The events it covers.
     pub seqs: Vec<u64>,
 }
 
 /// The learned policy: its YAML text and what went into it.
 #[derive(Debug, Clone)]
 pub struct Learned {
+    /// The learned policy, as YAML with comments.
     pub text: String,
+    /// Its filesystem rules.
     pub fs_rules: Vec<LearnedFsRule>,
+    /// Its network rules.
     pub net_rules: Vec<LearnedNetRule>,
+    /// Requests it does not grant, and why.
     pub not_granted: Vec<NotGranted>,
     /// Base deny rules that matched requests the learned policy now allows, with the seqs.
     pub overridden: Vec<(String, Vec<u64>)>,
@@ -238,14 +273,9 @@ fn fs_operation(access: FsAccess) -> Option<FsOperation> {
 }
 
 /// What a request asked for, in words for a comment or a listing.
+/// Kept for callers of the old path; the text comes from [`Request::target`].
 pub fn target(request: &Request) -> String {
-    match request {
-        Request::Fs(r) => match &r.resolved {
-            Some(resolved) => format!("{} -> {resolved}", r.path),
-            None => r.path.clone(),
-        },
-        Request::Net(r) => format!("{}:{}", r.host, r.port),
-    }
+    request.target()
 }
 
 /// The normalised paths a filesystem rule must name for this request: the path as asked and,
@@ -342,7 +372,7 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
         .collect();
 
     for event in &run.events {
-        let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+        let wanted = event.decision == Verdict::Allow || grantable(event.reason_code);
         let refuse = |target: String, reason: String| NotGranted {
             seq: event.seq,
             capability: event.capability.clone(),
@@ -350,17 +380,20 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
             reason,
         };
         let Some(request) = &event.request else {
-            if event.verdict == Verdict::Deny && !ends_run(event.reason) {
-                not_granted.push(refuse(String::new(), event.reason.as_str().to_owned()));
+            if event.decision == Verdict::Deny && !ends_run(event.reason_code) {
+                not_granted.push(refuse(String::new(), event.reason_code.as_str().to_owned()));
             }
             continue;
         };
         // A name that resolved to a blocked address: the name and port are granted (as a
         // rule can), the address stays blocked, so the rerun reports the same reason.
-        let blocked_name = matches!(request, Request::Net(r) if event.reason == ReasonCode::NetAddressBlocked
+        let blocked_name = matches!(request, Request::Net(r) if event.reason_code == ReasonCode::NetAddressBlocked
             && parse_ip_literal(&normalize_host(&r.host)).is_none());
         if !wanted && !blocked_name {
-            not_granted.push(refuse(target(request), event.reason.as_str().to_owned()));
+            not_granted.push(refuse(
+                target(request),
+                event.reason_code.as_str().to_owned(),
+            ));
             continue;
         }
         if blocked_name {
@@ -368,7 +401,7 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
                 target(request),
                 format!(
                     "{} (the name and port are allowed; the address it resolved to stays blocked)",
-                    event.reason.as_str()
+                    event.reason_code.as_str()
                 ),
             ));
         }
@@ -399,10 +432,18 @@ pub fn learn(base: &Policy, run: &ObservedRun, source: &LearnSource) -> Learned 
                 grant.seqs.push(event.seq);
                 grant.capabilities.insert(event.capability.clone());
             }),
+            // Open-file and connection caps, link targets, env, clocks and random need no
+            // rule of their own: quotas are learned from the usage, the rest is built in.
+            Request::FsOpen(_)
+            | Request::NetOpen(_)
+            | Request::FsLink(_)
+            | Request::Env(_)
+            | Request::Clock(_)
+            | Request::Random(_) => Ok(()),
         };
         match granted {
             Ok(()) => {
-                if event.verdict == Verdict::Deny && base_denies.contains(event.rule_id.as_str()) {
+                if event.decision == Verdict::Deny && base_denies.contains(event.rule_id.as_str()) {
                     overridden
                         .entry(event.rule_id.clone())
                         .or_default()
@@ -592,6 +633,19 @@ fn render(
     line(&format!("deterministic: {}", base.deterministic));
 
     let need = QuotaNeeds::of(&run.events);
+    render_budgets(&mut out, base, run);
+    render_filesystem(&mut out, base, run, source, learned, paths, &need);
+    render_network(&mut out, base, run, learned, hosts, &need);
+    render_tail(&mut out, base, learned);
+    out
+}
+
+/// The `budgets` section: what the run used plus headroom; the wall clock from the base.
+fn render_budgets(out: &mut String, base: &Policy, run: &ObservedRun) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     let fuel = with_headroom(run.fuel_consumed, HEADROOM_PERCENT).max(1);
     let memory = with_headroom(run.peak_memory_bytes, HEADROOM_PERCENT)
         .div_ceil(WASM_PAGE)
@@ -612,7 +666,22 @@ fn render(
         size(memory),
         group_digits(run.peak_memory_bytes)
     ));
+}
 
+/// The `filesystem` section: the base's mounts, the learned rules and quotas.
+fn render_filesystem(
+    out: &mut String,
+    base: &Policy,
+    run: &ObservedRun,
+    source: &LearnSource,
+    learned: &Learned,
+    paths: &BTreeMap<String, PathGrant>,
+    need: &QuotaNeeds,
+) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     let fs = &base.filesystem;
     if !fs.mounts.is_empty() {
         line("filesystem:");
@@ -699,15 +768,41 @@ fn render(
         }
         let read = need.read_bytes.max(run.usage.fs_read_bytes);
         let write = need.write_bytes.max(run.usage.fs_write_bytes);
+        // A count quota is kept (learned) when the base policy sets one.
+        let entries = fs.quotas.entries.map(|_| {
+            let n = need.entries.max(run.usage.fs_entries_created);
+            (
+                format!(
+                    ", entries: {}",
+                    group_digits(with_headroom(n, HEADROOM_PERCENT))
+                ),
+                format!(", {} entries created", group_digits(n)),
+            )
+        });
+        let (entries, entries_note) = entries.unwrap_or_default();
         line(&format!(
-            "  quotas: {{ read_bytes: {}, write_bytes: {} }}   # the run needed {} and {} bytes; plus {HEADROOM_PERCENT}%",
+            "  quotas: {{ read_bytes: {}, write_bytes: {}{entries} }}   # the run needed {} and {} bytes{entries_note}; plus {HEADROOM_PERCENT}%",
             group_digits(with_headroom(read, HEADROOM_PERCENT)),
             group_digits(with_headroom(write, HEADROOM_PERCENT)),
             group_digits(read),
             group_digits(write)
         ));
     }
+}
 
+/// The `network` section: the learned rules, quotas and the base's pins for their names.
+fn render_network(
+    out: &mut String,
+    base: &Policy,
+    run: &ObservedRun,
+    learned: &Learned,
+    hosts: &BTreeMap<String, HostGrant>,
+    need: &QuotaNeeds,
+) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     if !learned.net_rules.is_empty() {
         line("network:");
         line("  rules:");
@@ -794,7 +889,14 @@ fn render(
             ));
         }
     }
+}
 
+/// `stdio`, `env` and `limits` from the base, then what stays denied, as comments.
+fn render_tail(out: &mut String, base: &Policy, learned: &Learned) {
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
     line(&format!(
         "stdio: {{ stdout_bytes: {}, stderr_bytes: {} }}",
         size(base.stdio.stdout_bytes.value),
@@ -832,7 +934,6 @@ fn render(
             ));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -906,19 +1007,18 @@ env: { LANG: C }
                     _ => {}
                 }
             }
-            events.push(ObservedEvent {
-                seq: seq as u64,
-                capability: request.capability().into(),
-                verdict: d.verdict,
-                enforced: d.enforced,
-                rule_id: audit.rule_id(d.rule),
-                reason: d.reason,
-                bytes_done: d.permits().then_some(match &request {
-                    Request::Fs(r) => r.bytes,
-                    Request::Net(r) => r.bytes,
-                }),
-                request: Some(request),
-            });
+            let done = d.permits().then_some(request.bytes());
+            let mut event = ObservedEvent::new(
+                seq as u64,
+                request.capability(),
+                d.verdict,
+                d.enforced,
+                audit.rule_id(d.rule),
+                d.reason,
+                Some(request),
+            );
+            event.set_bytes_done(done);
+            events.push(event);
         }
         ObservedRun {
             events,
@@ -961,6 +1061,31 @@ env: { LANG: C }
     }
 
     #[test]
+    fn a_base_entries_quota_is_learned_from_the_entries_created() {
+        let mut base = base();
+        base.filesystem.quotas.entries = Some(crate::model::Setting::default_value(1));
+        let run = observe(
+            &base,
+            vec![
+                fs(FsAccess::Create, "/out/a.log", 0),
+                fs(FsAccess::Create, "/out/b.log", 0),
+                fs(FsAccess::Create, "/out/c.log", 0),
+                fs(FsAccess::Create, "/out/d.log", 0),
+            ],
+        );
+        assert_eq!(QuotaNeeds::of(&run.events).entries, 4);
+        let learned = learn(&base, &run, &source());
+        let policy = parse_policy(&learned.text, Path::new("/")).unwrap();
+        // Four created, plus 25%.
+        assert_eq!(policy.filesystem.quotas.entries.map(|q| q.value), Some(5));
+        assert!(
+            learned.text.contains("4 entries created"),
+            "{}",
+            learned.text
+        );
+    }
+
+    #[test]
     fn the_learned_policy_allows_every_grantable_request_and_nothing_next_to_them() {
         let base = base();
         let run = observe(&base, requests());
@@ -971,23 +1096,14 @@ env: { LANG: C }
         assert!(!lint.has_errors(), "{:?}", lint.findings);
         // Replayed in order under the learned policy: every grantable request is allowed,
         // the others keep a reason no rule can change.
-        let events: Vec<crate::replay::RecordedEvent> = run
-            .events
-            .iter()
-            .map(|e| crate::replay::RecordedEvent {
-                seq: e.seq,
-                capability: e.capability.clone(),
-                verdict: e.verdict,
-                enforced: e.enforced,
-                rule_id: e.rule_id.clone(),
-                reason: e.reason,
-                request: e.request.clone(),
-                bytes_done: None,
-            })
-            .collect();
+        // The same events, without the bytes they moved.
+        let mut events = run.events.clone();
+        for e in &mut events {
+            e.set_bytes_done(None);
+        }
         let replay = crate::replay::replay(&policy, &events);
         for (event, again) in run.events.iter().zip(&replay.events) {
-            let wanted = event.verdict == Verdict::Allow || grantable(event.reason);
+            let wanted = event.decision == Verdict::Allow || grantable(event.reason_code);
             let ok = again.new.decision == Verdict::Allow;
             let star = event.request.as_ref().map(target).as_deref() == Some("/data/star*");
             assert_eq!(ok, wanted && !star, "{event:?} -> {:?}", again.new);
@@ -1145,10 +1261,10 @@ env: { LANG: C }
             ],
         );
         // The first write failed on the host: it moved nothing but asked for 100 bytes.
-        run.events[0].bytes_done = None;
-        run.events[3].bytes_done = Some(22);
+        run.events[0].set_bytes_done(None);
+        run.events[3].set_bytes_done(Some(22));
         // The peer closed: a receive of nothing still needs room to be let through.
-        run.events[4].bytes_done = Some(0);
+        run.events[4].set_bytes_done(Some(0));
         run.usage.fs_write_bytes = 10;
         run.usage.net_ingress_bytes = 22;
         let need = QuotaNeeds::of(&run.events);

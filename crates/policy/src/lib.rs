@@ -21,6 +21,7 @@
 mod decide;
 pub mod diff;
 mod error;
+pub mod event;
 mod glob;
 pub mod learn;
 pub mod lint;
@@ -37,15 +38,17 @@ pub mod templates;
 mod yaml_text;
 
 pub use decide::{
-    Decision, FsAccess, FsQuery, FsRequest, NetAccess, NetRequest, QuotaState, Request, RuleRef,
-    Usage, Verdict,
+    ClockKind, ClockRequest, Decision, EnvRequest, FsAccess, FsQuery, FsRequest, LinkRequest,
+    NetAccess, NetRequest, OpenConnectionsRequest, OpenFilesRequest, QuotaState, RandomRequest,
+    Request, RuleRef, Usage, Verdict, MAX_OPEN_CONNECTIONS,
 };
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
+pub use event::RecordedEvent;
 pub use glob::GlobPattern;
 pub use model::*;
 pub use net::{
-    blocked_address_kind, canonical_ip, normalize_host, parse_ip_literal, Cidr, HostPattern,
-    PortRange,
+    blocked_address_kind, canonical_ip, decision_ip, embedded_ipv4, is_valid_host_name,
+    normalize_host, parse_ip_literal, without_empty_labels, Cidr, HostPattern, PortRange,
 };
 pub use parse::{load_policy, parse_policy, MAX_POLICY_BYTES};
 pub use path::{

@@ -5,6 +5,8 @@
 //! Every finding has a stable kebab-case id: the parse error kind id for errors (see
 //! [`crate::PolicyErrorKind::id`]) and one of [`WARNING_LINTS`] for warnings.
 
+mod wide;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -135,6 +137,7 @@ pub fn describe_lint(id: &str) -> &'static str {
         "invalid-port" => "a port or port range is not valid",
         "invalid-cidr" => "an address block is not valid",
         "invalid-value" => "a value is not one the key accepts",
+        "overlapping-mounts" => "two mounts share host folders without `overlap: intended`",
         "io" => "the policy could not be read",
         _ => "a problem in the policy",
     }
@@ -176,6 +179,8 @@ fn lint_policy(policy: &Policy, text: &str) -> Vec<Finding> {
     mounts(policy, &work, &mut out);
     fs_rules(policy, &work, &mut out);
     net_rules(policy, &mut out);
+    wide::wide_address_blocks(policy, &mut out);
+    wide::overlapping_mounts(policy, &mut out);
     out
 }
 
@@ -1518,7 +1523,8 @@ network:
         // Thousands of mounts that no rule reaches: some are reported, the rest are missed.
         let mut text = with_budgets("filesystem:\n  quotas: { read_bytes: 1 }\n  mounts:\n");
         for i in 0..2000 {
-            text.push_str(&format!("    - {{ guest: /data/m{i}, host: ./m }}\n"));
+            // Distinct host folders: the same folder twice would be `overlapping-mounts`.
+            text.push_str(&format!("    - {{ guest: /data/m{i}, host: ./m{i} }}\n"));
         }
         text.push_str("  rules:\n");
         for i in 0..3000 {

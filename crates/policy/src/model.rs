@@ -168,6 +168,9 @@ pub struct Mount {
     /// The host folder as written; relative paths are taken from the policy file's folder.
     pub host: String,
     pub mode: MountMode,
+    /// `overlap: intended`: the policy says this mount's host folder may overlap another
+    /// mount's (the same folder, or one inside the other). Without it lint refuses overlaps.
+    pub overlap_intended: bool,
     pub span: Span,
 }
 
@@ -204,7 +207,7 @@ impl NetRule {
             || self
                 .hosts
                 .iter()
-                .any(|h| matches!(h, HostPattern::Address(ip) if *ip == crate::net::canonical_ip(address)))
+                .any(|h| matches!(h, HostPattern::Address(ip) if crate::net::decision_ip(*ip) == crate::net::decision_ip(address)))
     }
 }
 
@@ -212,6 +215,8 @@ impl NetRule {
 pub struct FsQuotas {
     pub read_bytes: Option<Setting<u64>>,
     pub write_bytes: Option<Setting<u64>>,
+    /// Files, directories and links a run may create, in total.
+    pub entries: Option<Setting<u64>>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -35,6 +35,47 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address an IPv6 address reaches, when it embeds one: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`), NAT64
+/// (`64:ff9b::a.b.c.d`, and `64:ff9b:1::a.b.c.d` in its /96 form) and 6to4
+/// (`2002:aabb:ccdd::/48` reaches `a.b.c.d` through its relay). Decisions are made on the
+/// address reached, so no IPv6 spelling carries a request around an IPv4 rule or block.
+pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let seg = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if bits >> 32 == 0 && bits > 1 {
+        return Some(low32);
+    }
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Some(low32);
+    }
+    if bits >> 32 == 0x0064_ff9b_0001_0000_0000_0000 {
+        return Some(low32);
+    }
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
+    None
+}
+
+/// The address a decision is made on: the IPv4 address an IPv6 form embeds (see
+/// [`embedded_ipv4`]), or the address itself.
+pub fn decision_ip(ip: IpAddr) -> IpAddr {
+    match embedded_ipv4(ip) {
+        Some(v4) => IpAddr::V4(v4),
+        None => canonical_ip(ip),
+    }
+}
+
 fn parse_inet_aton(text: &str) -> Option<Ipv4Addr> {
     if text.is_empty() || text.ends_with('.') {
         return None;
@@ -90,13 +131,18 @@ fn parse_inet_number(part: &str) -> Option<u64> {
 /// literal (matched as a normalised address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
+    /// `*`: any host.
     Any,
+    /// One normalised name.
     Exact(String),
+    /// `*.example.com`, kept as `.example.com`.
     Suffix(String),
+    /// An IP literal, normalised.
     Address(IpAddr),
 }
 
 impl HostPattern {
+    /// Parses a pattern as written in a rule; the error says what is wrong.
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         let host = normalize_host(text);
         if host == "*" && text.trim() == "*" {
@@ -124,13 +170,18 @@ impl HostPattern {
             HostPattern::Any => true,
             HostPattern::Exact(name) => name == host,
             HostPattern::Suffix(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-            HostPattern::Address(ip) => address == Some(*ip),
+            HostPattern::Address(ip) => address.map(decision_ip) == Some(decision_ip(*ip)),
         }
     }
 }
 
-fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+/// True when a normalised host name (see [`normalize_host`]) is one a resolver may be
+/// asked for and a rule may name: 1 to 253 bytes of labels of 1 to 63 letters, digits, `-`
+/// or `_`, no label starting or ending with `-`. A name with an empty label (`a..b`, or
+/// `a.b..`, whose one trailing dot [`normalize_host`] drops) is invalid. IP literals are
+/// not names: check [`parse_ip_literal`] first.
+pub fn is_valid_host_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
@@ -140,8 +191,20 @@ fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        });
-    if ok {
+        })
+}
+
+/// A host name with its empty labels removed (`a..b.` → `a.b`): what a deny rule is matched
+/// against when the name itself is invalid, so the event can name that rule.
+pub fn without_empty_labels(name: &str) -> String {
+    name.split('.')
+        .filter(|label| !label.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
+    if is_valid_host_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -153,11 +216,14 @@ fn validate_dns_name(name: &str, original: &str) -> Result<(), String> {
 /// An address block, `10.0.0.0/8` or `fd00::/8`; a bare address is a /32 or /128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
+    /// The first address of the block.
     pub network: IpAddr,
+    /// The prefix length.
     pub prefix: u8,
 }
 
 impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8` or a bare address; refuses host bits past the prefix.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -209,9 +275,12 @@ impl Cidr {
         }
     }
 
+    /// True when the block holds the address, as written or as the IPv4 address it embeds
+    /// (see [`embedded_ipv4`]), so `10.0.0.0/8` also holds `64:ff9b::10.0.0.1`.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        ip.is_ipv4() == self.network.is_ipv4() && self.mask(ip) == self.network
+        let holds =
+            |ip: IpAddr| ip.is_ipv4() == self.network.is_ipv4() && self.mask(ip) == self.network;
+        holds(canonical_ip(ip)) || embedded_ipv4(ip).is_some_and(|v4| holds(IpAddr::V4(v4)))
     }
 }
 
@@ -224,11 +293,14 @@ impl std::fmt::Display for Cidr {
 /// A port or an inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
+    /// The first port.
     pub first: u16,
+    /// The last port, inclusive.
     pub last: u16,
 }
 
 impl PortRange {
+    /// Parses `443` or `8000-8100`.
     pub fn parse(text: &str) -> Result<PortRange, String> {
         let port = |p: &str| {
             p.trim()
@@ -254,6 +326,7 @@ impl PortRange {
         }
     }
 
+    /// True when the port is in the range.
     pub fn contains(&self, port: u16) -> bool {
         (self.first..=self.last).contains(&port)
     }
@@ -300,9 +373,15 @@ pub fn blocked_address_kind(ip: IpAddr) -> Option<&'static str> {
                 Some("private")
             } else if seg[0] & 0xff00 == 0xff00 {
                 Some("multicast")
-            } else if let Some(v4) = v6.to_ipv4() {
-                // IPv4-compatible (::a.b.c.d) and NAT64 forms carry an IPv4 address.
+            } else if seg[0] & 0xffc0 == 0xfec0 {
+                Some("site-local")
+            } else if let Some(v4) = embedded_ipv4(IpAddr::V6(v6)) {
+                // Mapped, compatible, NAT64 and 6to4 forms: blocked as what they reach.
                 blocked_address_kind(IpAddr::V4(v4))
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001 {
+                // Local-use NAT64 with a prefix shorter than /96: where it leads is the
+                // operator's choice, so it is blocked unless a rule names it.
+                Some("local-use NAT64")
             } else {
                 None
             }
@@ -428,5 +507,47 @@ mod tests {
             );
         }
         assert_eq!(blocked_address_kind("93.184.216.34".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_ipv4_are_decided_as_the_address_they_reach() {
+        for (ip, kind) in [
+            ("64:ff9b::127.0.0.1", Some("loopback")),
+            ("64:ff9b::a9fe:a9fe", Some("cloud metadata")),
+            ("64:ff9b:1::10.0.0.1", Some("private")),
+            ("64:ff9b:1:abcd::1", Some("local-use NAT64")),
+            ("2002:7f00:1::1", Some("loopback")),
+            ("2002:c0a8:101::", Some("private")),
+            ("::10.1.2.3", Some("private")),
+            ("::ffff:169.254.169.254", Some("cloud metadata")),
+            ("fec0::1", Some("site-local")),
+            ("feff::1", Some("site-local")),
+            ("64:ff9b::93.184.216.34", None),
+            ("2002:5db8:d822::1", None),
+            ("2001:db8::1", None),
+        ] {
+            assert_eq!(blocked_address_kind(ip.parse().unwrap()), kind, "{ip}");
+        }
+        assert_eq!(
+            embedded_ipv4("2002:5db8:d822::1".parse().unwrap()),
+            Some(Ipv4Addr::new(93, 184, 216, 34))
+        );
+        assert_eq!(embedded_ipv4("::1".parse().unwrap()), None);
+        assert_eq!(embedded_ipv4("2001:db8::1".parse().unwrap()), None);
+        // A CIDR or literal rule on the IPv4 address holds its IPv6 spellings too.
+        let lan = Cidr::parse("10.0.0.0/8").unwrap();
+        for form in [
+            "64:ff9b::10.0.0.1",
+            "2002:a00:1::",
+            "::10.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(lan.contains(form.parse().unwrap()), "{form}");
+        }
+        assert!(!lan.contains("64:ff9b::b00:1".parse().unwrap()));
+        let v6 = Cidr::parse("2002::/16").unwrap();
+        assert!(v6.contains("2002:a00:1::".parse().unwrap()));
+        let literal = HostPattern::parse("169.254.169.254").unwrap();
+        assert!(literal.matches("x", parse_ip_literal("64:ff9b::a9fe:a9fe")));
     }
 }

@@ -67,6 +67,7 @@ struct RawMount {
     guest: Spanned<String>,
     host: Spanned<String>,
     mode: Option<Spanned<String>>,
+    overlap: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +84,7 @@ struct RawFsRule {
 struct RawFsQuotas {
     read_bytes: Option<Spanned<RawSize>>,
     write_bytes: Option<Spanned<RawSize>>,
+    entries: Option<Spanned<RawSize>>,
 }
 
 #[derive(Deserialize)]
@@ -299,9 +301,9 @@ fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         ],
         "budgets" => &["fuel", "timeout_ms", "memory_bytes"],
         "filesystem" => &["mounts", "rules", "quotas"],
-        "filesystem.mounts[]" => &["guest", "host", "mode"],
+        "filesystem.mounts[]" => &["guest", "host", "mode", "overlap"],
         "filesystem.rules[]" => &["id", "effect", "ops", "paths"],
-        "filesystem.quotas" => &["read_bytes", "write_bytes"],
+        "filesystem.quotas" => &["read_bytes", "write_bytes", "entries"],
         "network" => &["rules", "quotas", "resolve"],
         "network.rules[]" => &["id", "effect", "hosts", "cidrs", "ports"],
         "network.quotas" => &["connections", "egress_bytes", "ingress_bytes"],
@@ -798,6 +800,23 @@ impl Validator {
         }
     }
 
+    /// A mount's `overlap` key: only `intended` is a value.
+    fn overlap(&mut self, raw: Option<&Spanned<String>>, span: Span) -> bool {
+        match raw.map(|s| s.value.as_str()) {
+            None => false,
+            Some("intended") => true,
+            Some(other) => {
+                self.error(
+                    PolicyErrorKind::InvalidValue,
+                    raw.map(span_of).unwrap_or(span),
+                    format!("mount overlap `{other}` is not a value"),
+                    "write `overlap: intended`, or leave the key out",
+                );
+                false
+            }
+        }
+    }
+
     fn filesystem(&mut self, raw: Option<Spanned<RawFilesystem>>) -> Filesystem {
         let Some(raw) = raw else {
             return Filesystem::default();
@@ -864,10 +883,12 @@ impl Validator {
                     MountMode::ReadOnly
                 }
             };
+            let overlap_intended = self.overlap(m.overlap.as_ref(), span);
             mounts.push(Mount {
                 guest,
                 host: m.host.value,
                 mode,
+                overlap_intended,
                 span,
             });
         }
@@ -934,6 +955,7 @@ impl Validator {
             Some(q) => FsQuotas {
                 read_bytes: self.optional_size(q.read_bytes),
                 write_bytes: self.optional_size(q.write_bytes),
+                entries: self.optional_size(q.entries),
             },
         };
         Filesystem {

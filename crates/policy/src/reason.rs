@@ -61,9 +61,18 @@ reason_codes! {
     FsOpenFilesExceeded = "FS_OPEN_FILES_EXCEEDED":
         "the plugin holds as many open files as `limits.open_files` allows",
         "raise `limits.open_files`, or have the plugin close files it no longer needs";
+    FsLinkTargetOutsideMount = "FS_LINK_TARGET_OUTSIDE_MOUNT":
+        "a link's target is absolute, has a `..` component, or names a path outside the link's own mount or inside another mount",
+        "fix the plugin: write link targets relative to the link's folder, beneath it and within its mount";
+    FsEntriesQuotaExceeded = "FS_ENTRIES_QUOTA_EXCEEDED":
+        "creating one more file, directory or link would cross the run's entries quota",
+        "raise `filesystem.quotas.entries`, or have the plugin create fewer files";
     NetHostNotAllowed = "NET_HOST_NOT_ALLOWED":
         "no network rule allows this host, or a deny rule matched it",
         "add the host (or a CIDR for an address) to a network allow rule";
+    NetHostInvalid = "NET_HOST_INVALID":
+        "the host name is empty, too long, has an empty label (`a..b`) or a character no host name has; it is never looked up",
+        "fix the plugin: no policy change can allow an invalid host name";
     NetPortNotAllowed = "NET_PORT_NOT_ALLOWED":
         "a rule allows the host but not this port",
         "add the port to the `ports` of the rule that allows the host";
@@ -79,6 +88,9 @@ reason_codes! {
     NetIngressQuotaExceeded = "NET_INGRESS_QUOTA_EXCEEDED":
         "receiving more bytes would cross the run's ingress quota",
         "raise `network.quotas.ingress_bytes`";
+    EnvNotAllowed = "ENV_NOT_ALLOWED":
+        "a variable the policy's `env` does not set was about to reach the plugin; the host's environment never does",
+        "set the variable in the policy's `env` if the plugin should see it";
     HandleInvalid = "HANDLE_INVALID":
         "the plugin used a handle that is not open in this run",
         "fix the plugin: the handle was closed, never opened, or forged";

@@ -7,33 +7,28 @@
 //! Replay answers "what would this policy have said to these requests"; it cannot know what
 //! the plugin would have done next with a different answer.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
 use serde::Serialize;
 
-use crate::decide::{FsAccess, NetAccess, Request, Usage, Verdict};
-use crate::learn::target;
+use crate::decide::{FsAccess, NetAccess, NetRequest, Request, Usage, Verdict};
 use crate::model::Policy;
+use crate::net::{normalize_host, parse_ip_literal};
 use crate::reason::ReasonCode;
 
-/// One recorded event, as a report holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
-    pub seq: u64,
-    pub capability: String,
-    pub verdict: Verdict,
-    pub enforced: bool,
-    pub rule_id: String,
-    pub reason: ReasonCode,
-    pub request: Option<Request>,
-    /// Bytes the operation really moved (`context.bytes_done`), when it ran.
-    pub bytes_done: Option<u64>,
-}
+pub use crate::event::RecordedEvent;
 
 /// A decision as a report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decided {
+    /// Allow or deny.
     pub decision: Verdict,
+    /// False when audit mode relaxed a deny.
     pub enforced: bool,
+    /// The rule that decided.
     pub rule_id: String,
+    /// Why.
     pub reason_code: ReasonCode,
 }
 
@@ -58,6 +53,7 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// The change in words, e.g. `now allowed`.
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::NowAllowed => "now allowed",
@@ -71,27 +67,88 @@ impl ChangeKind {
 /// One replayed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Replayed {
+    /// The recorded event's `seq`.
     pub seq: u64,
+    /// The capability asked for.
     pub capability: String,
+    /// What was asked: a path or `host:port`.
     pub target: String,
+    /// The decision the report recorded.
     pub old: Decided,
+    /// The decision under the new policy.
     pub new: Decided,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// How the request's fate changes; `None` when it does not.
     pub change: Option<ChangeKind>,
+    /// The address the new policy's `network.resolve` pins the name to: a run under the new
+    /// policy connects there, so the request was decided with it instead of what was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<IpAddr>,
+    /// True when the new outcome lets a name through that the recorded run never looked up
+    /// (and the new policy does not pin): a real run would look it up and decide the address
+    /// it finds, which may still be blocked or denied. The new outcome is provisional.
+    #[serde(skip_serializing_if = "is_false")]
+    pub depends_on_lookup: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The request as a run under `policy` would make it: a host name that the policy's
+/// `network.resolve` pins goes to the pinned address, whatever the recorded run found.
+/// Returns the pinned address when it was used.
+fn with_pins<'a>(policy: &Policy, request: &'a Request) -> (Cow<'a, Request>, Option<IpAddr>) {
+    let Request::Net(r) = request else {
+        return (Cow::Borrowed(request), None);
+    };
+    let host = normalize_host(&r.host);
+    if parse_ip_literal(&host).is_some() {
+        return (Cow::Borrowed(request), None);
+    }
+    match policy.pinned_address(&host) {
+        Some(pin) => {
+            let pinned = NetRequest {
+                address: Some(pin),
+                ..r.clone()
+            };
+            (Cow::Owned(Request::Net(pinned)), Some(pin))
+        }
+        None => (Cow::Borrowed(request), None),
+    }
+}
+
+/// True when a let-through connection to a name rests on a lookup the recorded run never made.
+fn rests_on_a_lookup(request: &Request, pinned: Option<IpAddr>, permits: bool) -> bool {
+    match request {
+        Request::Net(r) => {
+            permits
+                && pinned.is_none()
+                && r.address.is_none()
+                && r.op == NetAccess::Connect
+                && parse_ip_literal(&normalize_host(&r.host)).is_none()
+        }
+        _ => false,
+    }
 }
 
 /// A budget the run used, against the new policy's limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetCheck {
+    /// The budget's key, e.g. `budgets.fuel`.
     pub budget: &'static str,
+    /// What the run used.
     pub used: f64,
+    /// The new policy's limit.
     pub limit: u64,
+    /// True when the use fits the new limit.
     pub fits: bool,
 }
 
 /// Every request replayed, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Replay {
+    /// The replayed requests, in the order they were recorded.
     pub events: Vec<Replayed>,
     /// Seqs of events with no request (budget events, guest faults): nothing to decide.
     pub not_replayable: Vec<u64>,
@@ -100,10 +157,17 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The replayed requests whose fate changes.
     pub fn changes(&self) -> impl Iterator<Item = &Replayed> {
         self.events.iter().filter(|e| e.change.is_some())
     }
 
+    /// Replayed requests whose new outcome rests on a lookup the recorded run never made.
+    pub fn depending_on_lookups(&self) -> impl Iterator<Item = &Replayed> {
+        self.events.iter().filter(|e| e.depends_on_lookup)
+    }
+
+    /// How many requests change in this way.
     pub fn count(&self, kind: ChangeKind) -> usize {
         self.events
             .iter()
@@ -132,6 +196,7 @@ fn account(usage: &mut Usage, request: &Request, moved: u64) {
         Request::Fs(r) => match r.op {
             FsAccess::Read => add(&mut usage.fs_read_bytes, moved),
             FsAccess::Write => add(&mut usage.fs_write_bytes, moved),
+            FsAccess::Create | FsAccess::Symlink => add(&mut usage.fs_entries_created, 1),
             _ => {}
         },
         Request::Net(r) => match r.op {
@@ -139,7 +204,15 @@ fn account(usage: &mut Usage, request: &Request, moved: u64) {
             NetAccess::Connect => add(&mut usage.net_connections, 1),
             NetAccess::Send => add(&mut usage.net_egress_bytes, moved),
             NetAccess::Receive => add(&mut usage.net_ingress_bytes, moved),
+            NetAccess::Resolve => {}
         },
+        // A link's target text is written to the host.
+        Request::FsLink(r) => add(&mut usage.fs_write_bytes, r.target.len() as u64),
+        Request::FsOpen(_)
+        | Request::NetOpen(_)
+        | Request::Env(_)
+        | Request::Clock(_)
+        | Request::Random(_) => {}
     }
 }
 
@@ -149,10 +222,12 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
     let mut replayed = Vec::new();
     let mut not_replayable = Vec::new();
     for event in events {
-        let Some(request) = &event.request else {
+        let Some(recorded) = &event.request else {
             not_replayable.push(event.seq);
             continue;
         };
+        let (request, pinned) = with_pins(policy, recorded);
+        let request = request.as_ref();
         let decision = policy.decide(&usage, request);
         let new = Decided {
             decision: decision.verdict,
@@ -161,11 +236,8 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
             reason_code: decision.reason,
         };
         if new.permits() {
-            let asked = match request {
-                Request::Fs(r) => r.bytes,
-                Request::Net(r) => r.bytes,
-            };
-            let mut moved = event.bytes_done.unwrap_or(asked);
+            let asked = request.bytes();
+            let mut moved = event.bytes_done().unwrap_or(asked);
             // A receive is capped at the ingress quota left, as the broker caps it.
             if let (Request::Net(r), Some(q)) = (request, decision.quota) {
                 if r.op == NetAccess::Receive && decision.enforced {
@@ -175,16 +247,18 @@ pub fn replay(policy: &Policy, events: &[RecordedEvent]) -> Replay {
             account(&mut usage, request, moved);
         }
         let old = Decided {
-            decision: event.verdict,
+            decision: event.decision,
             enforced: event.enforced,
             rule_id: event.rule_id.clone(),
-            reason_code: event.reason,
+            reason_code: event.reason_code,
         };
         replayed.push(Replayed {
             seq: event.seq,
             capability: event.capability.clone(),
-            target: target(request),
+            target: request.target(),
             change: classify(&old, &new),
+            depends_on_lookup: rests_on_a_lookup(request, pinned, new.permits()),
+            pinned,
             old,
             new,
         });
@@ -239,26 +313,22 @@ mod tests {
     }
 
     fn write(seq: u64, path: &str, bytes: u64, verdict: Verdict) -> RecordedEvent {
-        RecordedEvent {
-            seq,
-            capability: "fs.write".into(),
-            verdict,
-            enforced: true,
-            rule_id: "old".into(),
-            reason: if verdict == Verdict::Allow {
-                ReasonCode::Allowed
-            } else {
-                ReasonCode::FsPathNotAllowed
-            },
-            request: Some(Request::Fs(FsRequest {
-                op: FsAccess::Write,
-                path: path.into(),
-                not_utf8: false,
-                resolved: None,
-                bytes,
-            })),
-            bytes_done: (verdict == Verdict::Allow).then_some(bytes),
-        }
+        let reason = if verdict == Verdict::Allow {
+            ReasonCode::Allowed
+        } else {
+            ReasonCode::FsPathNotAllowed
+        };
+        let request = Request::Fs(FsRequest {
+            op: FsAccess::Write,
+            path: path.into(),
+            not_utf8: false,
+            resolved: None,
+            bytes,
+        });
+        let mut e =
+            RecordedEvent::new(seq, "fs.write", verdict, true, "old", reason, Some(request));
+        e.set_bytes_done((verdict == Verdict::Allow).then_some(bytes));
+        e
     }
 
     const OUT: &str =
@@ -298,7 +368,7 @@ mod tests {
         let p = policy(&format!("{OUT}mode: audit\n"));
         let mut budget = write(1, "", 0, Verdict::Deny);
         budget.request = None;
-        budget.reason = ReasonCode::FuelExhausted;
+        budget.reason_code = ReasonCode::FuelExhausted;
         let r = replay(&p, &[write(0, "/out/a", 1, Verdict::Deny), budget]);
         assert_eq!(r.events.len(), 1);
         assert_eq!(r.events[0].change, Some(ChangeKind::NowRelaxed));
@@ -310,25 +380,105 @@ mod tests {
         let p = policy(
             "version: 1\nnetwork:\n  rules: [{ id: e, effect: allow, hosts: [\"h.test\"], ports: [1] }]\n  quotas: { ingress_bytes: 10 }\n",
         );
-        let recv = |seq| RecordedEvent {
-            seq,
-            capability: "net.receive".into(),
-            verdict: Verdict::Allow,
-            enforced: true,
-            rule_id: "e".into(),
-            reason: ReasonCode::Allowed,
-            request: Some(Request::Net(NetRequest {
+        let recv = |seq| {
+            let request = Request::Net(NetRequest {
                 op: NetAccess::Receive,
                 host: "h.test".into(),
                 port: 1,
                 address: None,
                 bytes: 4096,
-            })),
-            bytes_done: Some(8),
+            });
+            let mut e = RecordedEvent::new(
+                seq,
+                "net.receive",
+                Verdict::Allow,
+                true,
+                "e",
+                ReasonCode::Allowed,
+                Some(request),
+            );
+            e.set_bytes_done(Some(8));
+            e
         };
         let r = replay(&p, &[recv(0), recv(1), recv(2)]);
         assert_eq!(r.usage.net_ingress_bytes, 10);
         assert_eq!(r.events[2].change, Some(ChangeKind::NowDenied));
+    }
+
+    fn connect(seq: u64, host: &str, address: Option<&str>, verdict: Verdict) -> RecordedEvent {
+        let request = Request::Net(NetRequest {
+            op: NetAccess::Connect,
+            host: host.into(),
+            port: 443,
+            address: address.map(|a| a.parse().unwrap()),
+            bytes: 0,
+        });
+        let reason = match verdict {
+            Verdict::Allow => ReasonCode::Allowed,
+            Verdict::Deny => ReasonCode::NetHostNotAllowed,
+        };
+        RecordedEvent::new(
+            seq,
+            "net.connect",
+            verdict,
+            true,
+            "old",
+            reason,
+            Some(request),
+        )
+    }
+
+    #[test]
+    fn names_are_decided_with_the_new_policys_pins() {
+        // Denied by name before any lookup; the new policy pins the name into a CIDR it allows.
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: lan, effect: allow, cidrs: [\"10.0.0.0/8\"], ports: [443] }]\n  resolve: { API.test.: 10.0.0.5 }\n",
+        );
+        let r = replay(&p, &[connect(0, "api.test", None, Verdict::Deny)]);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowAllowed), "{r:?}");
+        assert_eq!(r.events[0].new.rule_id, "lan");
+        assert_eq!(r.events[0].pinned, Some("10.0.0.5".parse().unwrap()));
+        assert!(!r.events[0].depends_on_lookup);
+        // Recorded at a public address; the new pin leads to loopback, which is blocked.
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: api, effect: allow, hosts: [\"api.test\"], ports: [443] }]\n  resolve: { api.test: 127.0.0.1 }\n",
+        );
+        let r = replay(
+            &p,
+            &[connect(
+                0,
+                "api.test",
+                Some("93.184.216.34"),
+                Verdict::Allow,
+            )],
+        );
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowDenied));
+        assert_eq!(r.events[0].new.reason_code, ReasonCode::NetAddressBlocked);
+    }
+
+    #[test]
+    fn an_outcome_that_rests_on_a_lookup_never_made_says_so() {
+        let p = policy(
+            "version: 1\nnetwork:\n  rules: [{ id: api, effect: allow, hosts: [\"api.test\"], ports: [443] }]\n",
+        );
+        let r = replay(
+            &p,
+            &[
+                connect(0, "api.test", None, Verdict::Deny),
+                connect(1, "api.test", Some("93.184.216.34"), Verdict::Allow),
+                connect(2, "other.test", None, Verdict::Deny),
+            ],
+        );
+        let flagged: Vec<u64> = r.depending_on_lookups().map(|e| e.seq).collect();
+        // Only the name let through without an address: the others are decided in full.
+        assert_eq!(flagged, [0]);
+        assert_eq!(r.events[0].change, Some(ChangeKind::NowAllowed));
+        let json = serde_json::to_value(&r.events[0]).unwrap();
+        assert_eq!(json["depends_on_lookup"], true);
+        assert!(serde_json::to_value(&r.events[1])
+            .unwrap()
+            .get("depends_on_lookup")
+            .is_none());
     }
 
     #[test]

@@ -51,11 +51,14 @@ pub(crate) fn error_code(error: &HostError) -> i32 {
             | ReasonCode::NetConnectionQuotaExceeded
             | ReasonCode::NetEgressQuotaExceeded
             | ReasonCode::NetIngressQuotaExceeded => ERR_QUOTA,
-            ReasonCode::FsPathInvalid => ERR_INVALID,
+            ReasonCode::FsEntriesQuotaExceeded => ERR_QUOTA,
+            ReasonCode::FsPathInvalid | ReasonCode::NetHostInvalid => ERR_INVALID,
             ReasonCode::FsReadOnlyMount => ERR_READ_ONLY,
             ReasonCode::HandleInvalid => ERR_BAD_HANDLE,
             // The native ABI opens no files and reports bad pointers itself (`ERR_FAULT`).
             ReasonCode::FsOpenFilesExceeded
+            | ReasonCode::FsLinkTargetOutsideMount
+            | ReasonCode::EnvNotAllowed
             | ReasonCode::BadGuestPointer
             | ReasonCode::FsPathNotAllowed
             | ReasonCode::FsPathOutsideMounts

@@ -108,12 +108,17 @@ fn errno_of(error: &HostError) -> u16 {
             | ReasonCode::FsWriteQuotaExceeded
             | ReasonCode::NetEgressQuotaExceeded
             | ReasonCode::NetIngressQuotaExceeded
-            | ReasonCode::NetConnectionQuotaExceeded => errno::DQUOT,
+            | ReasonCode::NetConnectionQuotaExceeded
+            | ReasonCode::FsEntriesQuotaExceeded => errno::DQUOT,
             ReasonCode::FsReadOnlyMount => errno::ROFS,
-            ReasonCode::FsPathInvalid => errno::INVAL,
+            // A link target the rule refuses is an argument the guest must change.
+            ReasonCode::FsPathInvalid
+            | ReasonCode::NetHostInvalid
+            | ReasonCode::FsLinkTargetOutsideMount => errno::INVAL,
             ReasonCode::FsOpenFilesExceeded => errno::MFILE,
             ReasonCode::HandleInvalid => errno::BADF,
             ReasonCode::BadGuestPointer
+            | ReasonCode::EnvNotAllowed
             | ReasonCode::FsPathNotAllowed
             | ReasonCode::NetHostNotAllowed
             | ReasonCode::NetPortNotAllowed

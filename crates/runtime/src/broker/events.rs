@@ -180,6 +180,14 @@ impl EventLog {
                 request: Some(Recorded::Net(r)),
                 outcome: Outcome::None,
             }),
+            // Kinds the runtime does not ask yet (open-file and connection caps, link
+            // targets, env, clocks, random): recorded without their request until wired.
+            other => self.record(Event {
+                capability: other.capability(),
+                decision,
+                request: None,
+                outcome: Outcome::None,
+            }),
         }
     }
 

@@ -177,34 +177,9 @@ pub struct UsageInfo {
     pub net_ingress_bytes: u64,
 }
 
-/// One recorded decision: an element of `events` in the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportEvent {
-    /// The event's 0-based position in `events`, as `explain --event-index` takes it.
-    pub seq: u64,
-    /// `allow` or `deny`.
-    pub decision: Verdict,
-    /// False when `mode: audit` relaxed a deny: the request went ahead and the deny is only
-    /// logged.
-    pub enforced: bool,
-    /// What was asked for, e.g. `fs.read`, `net.connect` or `budget.fuel`.
-    pub capability: String,
-    /// The rule that decided, or the default or budget it fell to (e.g. `filesystem.default`,
-    /// `budgets.fuel`); never empty.
-    pub rule_id: String,
-    /// Why the decision came out as it did.
-    pub reason_code: ReasonCode,
-    /// Everything `decide` needs, so `policy replay` can decide it again; absent for budget
-    /// events and guest faults, which no policy rule decides.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<Request>,
-    /// What a person needs to act: paths as asked and as resolved, host, port, address,
-    /// bytes asked, quota left, the result of the operation.
-    pub context: Map<String, Value>,
-    /// SHA-256 (hex) of the previous event's hash followed by this event's canonical JSON
-    /// without `hash`: the chain [`verify_report`] checks.
-    pub hash: String,
-}
+/// One recorded decision, an element of `events` in the report: the policy crate's one event
+/// type, shared with `learn` and `replay`.
+pub use sandbox_policy::RecordedEvent as ReportEvent;
 
 /// How many events there were, recorded or not: `events_summary` in the report. Events past
 /// `limits.max_events` are counted here, never dropped silently.

@@ -424,6 +424,8 @@ fn every_rule_id_and_its_reason_codes_are_documented() {
             let kind = match request {
                 Request::Fs(_) => "filesystem",
                 Request::Net(_) => "network",
+                // The cases above are file and network requests only.
+                _ => "other",
             };
             (policy.rule_id(d.rule), d.reason, kind)
         })

@@ -6,8 +6,18 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod kinds;
+
+pub use kinds::{
+    ClockKind, ClockRequest, EnvRequest, LinkRequest, OpenConnectionsRequest, OpenFilesRequest,
+    RandomRequest, MAX_OPEN_CONNECTIONS,
+};
+
 use crate::model::{Effect, FsOperation, Mode, MountMode, NetRule, Policy};
-use crate::net::{blocked_address_kind, normalize_host, parse_ip_literal};
+use crate::net::{
+    blocked_address_kind, is_valid_host_name, normalize_host, parse_ip_literal,
+    without_empty_labels,
+};
 use crate::path::normalize_guest_str;
 use crate::reason::ReasonCode;
 
@@ -15,17 +25,26 @@ use crate::reason::ReasonCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsAccess {
+    /// Read a file's bytes.
     Read,
+    /// Write to a file (also opening with truncate).
     Write,
+    /// Create a file or directory.
     Create,
+    /// Remove a file or directory.
     Delete,
+    /// List a directory.
     List,
+    /// Rename (asked for the source and the destination).
     Rename,
+    /// Create a symbolic link at the path.
     Symlink,
+    /// Read metadata.
     Stat,
 }
 
 impl FsAccess {
+    /// The access as written in requests, e.g. `read`.
     pub fn as_str(self) -> &'static str {
         match self {
             FsAccess::Read => "read",
@@ -53,6 +72,7 @@ impl FsAccess {
         }
     }
 
+    /// True for accesses that change what is on disk (refused on read-only mounts).
     pub fn mutates(self) -> bool {
         matches!(
             self,
@@ -83,9 +103,11 @@ impl FsAccess {
 /// the path beneath its mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsRequest {
+    /// What is asked.
     pub op: FsAccess,
     /// The path as the guest wrote it (lossy UTF-8 when `not_utf8`).
     pub path: String,
+    /// True when the path bytes were not UTF-8.
     #[serde(default, skip_serializing_if = "is_false")]
     pub not_utf8: bool,
     /// The guest path after following symlinks, when it differs from the normalised path.
@@ -100,14 +122,20 @@ pub struct FsRequest {
 /// decides, so the host-call path need not build an owned [`FsRequest`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsQuery<'a> {
+    /// What is asked.
     pub op: FsAccess,
+    /// The path as the guest wrote it.
     pub path: &'a str,
+    /// True when the path bytes were not UTF-8.
     pub not_utf8: bool,
+    /// The guest path after following symlinks, when known.
     pub resolved: Option<&'a str>,
+    /// Bytes to read or write.
     pub bytes: u64,
 }
 
 impl FsRequest {
+    /// The request borrowed, for [`Policy::decide_fs`].
     pub fn as_query(&self) -> FsQuery<'_> {
         FsQuery {
             op: self.op,
@@ -120,6 +148,7 @@ impl FsRequest {
 }
 
 impl FsQuery<'_> {
+    /// An owned copy, for an event.
     pub fn to_request(&self) -> FsRequest {
         FsRequest {
             op: self.op,
@@ -135,34 +164,47 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// What the broker asks about the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetAccess {
+    /// Open a connection to `host:port`.
     Connect,
+    /// Send bytes on a connection.
     Send,
+    /// Receive bytes on a connection.
     Receive,
+    /// May this name be sent to a resolver? Asked before any lookup (capability
+    /// `net.resolve`); `port` is the port the connection will use.
+    Resolve,
 }
 
 /// A network request. `Send` and `Receive` name the connection they use, so that the rule
 /// that allowed the connection is also the rule of each transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetRequest {
+    /// What is asked.
     pub op: NetAccess,
+    /// The host as the guest wrote it (a name or an IP literal).
     pub host: String,
+    /// The port.
     pub port: u16,
     /// The address the name resolved to (or the literal), once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// Bytes to send or receive; 0 for a connect or a lookup.
     #[serde(default)]
     pub bytes: u64,
 }
 
 impl NetRequest {
+    /// The capability name used in events, e.g. `net.connect`.
     pub fn capability(&self) -> &'static str {
         match self.op {
             NetAccess::Connect => "net.connect",
             NetAccess::Send => "net.send",
             NetAccess::Receive => "net.receive",
+            NetAccess::Resolve => "net.resolve",
         }
     }
 }
@@ -171,15 +213,68 @@ impl NetRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Request {
+    /// A file operation.
     Fs(FsRequest),
+    /// A connection, transfer or name lookup.
     Net(NetRequest),
+    /// One more open file (`limits.open_files`).
+    #[serde(rename = "fs_open")]
+    FsOpen(OpenFilesRequest),
+    /// One more open connection, before connecting.
+    #[serde(rename = "net_open")]
+    NetOpen(OpenConnectionsRequest),
+    /// The target of a link the guest creates.
+    #[serde(rename = "fs_link")]
+    FsLink(LinkRequest),
+    /// The environment given to the guest.
+    Env(EnvRequest),
+    /// A clock read.
+    Clock(ClockRequest),
+    /// Random bytes.
+    Random(RandomRequest),
 }
 
 impl Request {
+    /// The capability name used in events, e.g. `fs.read` or `env.read`.
     pub fn capability(&self) -> &'static str {
         match self {
             Request::Fs(r) => r.op.capability(),
             Request::Net(r) => r.capability(),
+            Request::FsOpen(_) => "fs.open",
+            Request::NetOpen(_) => "net.open",
+            Request::FsLink(_) => "fs.symlink_target",
+            Request::Env(_) => "env.read",
+            Request::Clock(_) => "clock.read",
+            Request::Random(_) => "random.read",
+        }
+    }
+
+    /// Bytes the request asks to move (0 for requests that move none).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Request::Fs(r) => r.bytes,
+            Request::Net(r) => r.bytes,
+            Request::FsLink(r) => r.target.len() as u64,
+            Request::Random(r) => r.bytes,
+            Request::FsOpen(_) | Request::NetOpen(_) | Request::Env(_) | Request::Clock(_) => 0,
+        }
+    }
+
+    /// What the request asked for, in words for a comment or a listing: a path (with the
+    /// path it resolved to, when that differs) or `host:port`.
+    pub fn target(&self) -> String {
+        match self {
+            Request::Fs(r) => match &r.resolved {
+                Some(resolved) => format!("{} -> {resolved}", r.path),
+                None => r.path.clone(),
+            },
+            Request::Net(r) => format!("{}:{}", r.host, r.port),
+            Request::FsOpen(r) => r.path.clone().unwrap_or_default(),
+            Request::NetOpen(r) => format!("{} open", r.open_now),
+            Request::FsLink(r) => format!("{} => {}", r.link, r.target),
+            Request::Env(r) => r.names.join(","),
+            Request::Clock(r) => format!("{:?}", r.clock).to_ascii_lowercase(),
+            Request::Random(r) => format!("{} bytes", r.bytes),
         }
     }
 }
@@ -187,17 +282,33 @@ impl Request {
 /// Counters of what the run has used so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Bytes read from files.
     pub fs_read_bytes: u64,
+    /// Bytes written to files (and link targets).
     pub fs_write_bytes: u64,
+    /// Connections let through.
     pub net_connections: u64,
+    /// Bytes sent.
     pub net_egress_bytes: u64,
+    /// Bytes received.
     pub net_ingress_bytes: u64,
+    /// Files, directories and links the guest created (`filesystem.quotas.entries`). Left
+    /// out of JSON while 0, so existing outputs keep their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fs_entries_created: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Allow or deny.
 pub enum Verdict {
+    /// The request may go ahead.
     Allow,
+    /// The request is refused (unless audit mode relaxed it: see [`Decision::enforced`]).
     Deny,
 }
 
@@ -205,8 +316,11 @@ pub enum Verdict {
 /// [`Policy::rule_id`] turns it into the id written in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleRef {
+    /// A filesystem rule, by index.
     FsRule(usize),
+    /// A network rule, by index.
     NetRule(usize),
+    /// A mount, by index (read-only mounts).
     Mount(usize),
     /// A built-in part of the policy, e.g. `filesystem.default` or `budgets.fuel`.
     Builtin(&'static str),
@@ -215,13 +329,18 @@ pub enum RuleRef {
 /// Which quota a decision was measured against, and where it stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaState {
+    /// The quota's key, e.g. `filesystem.quotas.write_bytes`.
     pub name: &'static str,
+    /// Its limit.
     pub limit: u64,
+    /// What the run used before this request.
     pub used: u64,
+    /// What this request asks.
     pub asked: u64,
 }
 
 impl QuotaState {
+    /// What is left of the quota before this request.
     pub fn left(&self) -> u64 {
         self.limit.saturating_sub(self.used)
     }
@@ -230,11 +349,15 @@ impl QuotaState {
 /// The outcome of `decide`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// Allow or deny.
     pub verdict: Verdict,
     /// False when `mode: audit` relaxed a deny: the request goes ahead, the deny is logged.
     pub enforced: bool,
+    /// The part of the policy that decided.
     pub rule: RuleRef,
+    /// Why.
     pub reason: ReasonCode,
+    /// The quota measured, when one was.
     pub quota: Option<QuotaState>,
     /// The mount that covers the request's path, when one does.
     pub mount: Option<usize>,
@@ -313,6 +436,12 @@ impl Policy {
         match request {
             Request::Fs(r) => self.decide_fs(usage, &r.as_query()),
             Request::Net(r) => self.decide_net(usage, r),
+            Request::FsOpen(r) => self.decide_open_files(r),
+            Request::NetOpen(r) => self.decide_open_connections(usage, r),
+            Request::FsLink(r) => self.decide_link(usage, r),
+            Request::Env(r) => self.decide_env(r),
+            Request::Clock(r) => self.decide_clock(r),
+            Request::Random(r) => self.decide_random(r),
         }
     }
 
@@ -417,6 +546,22 @@ impl Policy {
                 reason,
             )
         });
+        // Each create or symlink makes one entry, counted against `entries`.
+        let entries = match request.op {
+            FsAccess::Create | FsAccess::Symlink => self.filesystem.quotas.entries.map(|q| {
+                (
+                    QuotaState {
+                        name: "filesystem.quotas.entries",
+                        limit: q.value,
+                        used: usage.fs_entries_created,
+                        asked: 1,
+                    },
+                    ReasonCode::FsEntriesQuotaExceeded,
+                )
+            }),
+            _ => None,
+        };
+        let quota = quota.or(entries);
         if let Some((state, reason)) = quota {
             if state.used.saturating_add(state.asked) > state.limit {
                 return Decision::rule_deny(self, RuleRef::Builtin(state.name), reason)
@@ -430,6 +575,12 @@ impl Policy {
     }
 
     fn decide_net(&self, usage: &Usage, request: &NetRequest) -> Decision {
+        if let Some(invalid) = self.decide_invalid_host(request) {
+            return invalid;
+        }
+        if request.op == NetAccess::Resolve {
+            return self.decide_resolve(usage, request);
+        }
         let decision = self.decide_net_steps(usage, request);
         if decision.enforced {
             return decision;
@@ -452,6 +603,70 @@ impl Policy {
             }
             _ => decision,
         }
+    }
+
+    /// A host name with an empty label (`a..b`, `a.b..`, or empty) is never allowed and never
+    /// looked up, in any mode (DESIGN.md, "Host names"); a lookup is refused, too, for any name
+    /// that [`is_valid_host_name`] refuses. When a deny rule matches the name with its empty
+    /// labels removed, the event names that rule.
+    fn decide_invalid_host(&self, request: &NetRequest) -> Option<Decision> {
+        let host = normalize_host(&request.host);
+        if parse_ip_literal(&host).is_some() {
+            return None;
+        }
+        let empty_label = host.split('.').any(str::is_empty);
+        if !empty_label && (request.op != NetAccess::Resolve || is_valid_host_name(&host)) {
+            return None;
+        }
+        let cleaned = without_empty_labels(&host);
+        let deny = self.network.rules.iter().position(|r| {
+            r.effect == Effect::Deny
+                && r.port_matches(request.port)
+                && r.hosts.iter().any(|h| h.matches(&cleaned, None))
+        });
+        Some(match deny {
+            Some(i) => Decision::hard_deny(RuleRef::NetRule(i), ReasonCode::NetHostNotAllowed),
+            None => Decision::hard_deny(
+                RuleRef::Builtin("network.hosts"),
+                ReasonCode::NetHostInvalid,
+            ),
+        })
+    }
+
+    /// May this name be sent to a resolver? Only when the host pattern of an allow rule for
+    /// the port matches it (`hosts: ["*"]` opts in to any name) and no deny rule does: a CIDR
+    /// never allows a lookup, since the address is what a lookup would find. A name pinned by
+    /// `network.resolve` needs no resolver (rule `network.resolve`), an IP literal neither
+    /// (rule `network.literals`); a deny rule still refuses both.
+    fn decide_resolve(&self, usage: &Usage, request: &NetRequest) -> Decision {
+        let host = normalize_host(&request.host);
+        let by_name = NetRequest {
+            address: None,
+            ..request.clone()
+        };
+        let decision = self.decide_net_steps(usage, &by_name);
+        let denied_by_rule = decision.verdict == Verdict::Deny
+            && matches!(decision.rule, RuleRef::NetRule(i)
+                if self.network.rules.get(i).is_some_and(|r| r.effect == Effect::Deny));
+        if denied_by_rule {
+            return decision;
+        }
+        if parse_ip_literal(&host).is_some() {
+            return Decision::allow(RuleRef::Builtin("network.literals"));
+        }
+        if self.pinned_address(&host).is_some() {
+            return Decision::allow(RuleRef::Builtin("network.resolve"));
+        }
+        decision
+    }
+
+    /// The address `network.resolve` pins a (normalised) name to, if it does.
+    pub fn pinned_address(&self, host: &str) -> Option<IpAddr> {
+        self.network
+            .resolve
+            .iter()
+            .find(|(name, _)| normalize_host(name) == host)
+            .map(|(_, address)| *address)
     }
 
     /// Whether an allow rule matching the host and port names this address explicitly.
@@ -540,6 +755,7 @@ impl Policy {
                     ReasonCode::NetIngressQuotaExceeded,
                 )
             }),
+            NetAccess::Resolve => None,
         };
         if let Some((state, reason)) = quota {
             // A receive is capped at the quota left by the broker; only an exhausted quota refuses it.
@@ -1072,6 +1288,71 @@ network:
             Allow,
             "lan",
             "ALLOWED",
+        );
+    }
+
+    #[test]
+    fn a_deny_rule_on_an_ipv4_block_holds_its_ipv6_spellings() {
+        let p = parse_policy(
+            "version: 1\nnetwork:\n  rules:\n    - { id: web, effect: allow, hosts: [\"*\"], ports: [443] }\n    - { id: no-net, effect: deny, cidrs: [\"93.184.0.0/16\"] }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let u = Usage::default();
+        for host in [
+            "93.184.216.34",
+            "64:ff9b::93.184.216.34",
+            "[2002:5db8:d822::1]",
+            "::93.184.216.34",
+        ] {
+            assert_eq!(
+                outcome(&p, &u, &net(NetAccess::Connect, host, 443, None, 0)),
+                (Deny, "no-net".to_owned(), "NET_HOST_NOT_ALLOWED"),
+                "{host}"
+            );
+        }
+        // Blocked as what they reach, though `*` allows the name.
+        for host in ["64:ff9b::7f00:1", "fec0::1", "2002:a9fe:a9fe::"] {
+            assert_eq!(
+                outcome(&p, &u, &net(NetAccess::Connect, host, 443, None, 0)),
+                (Deny, "network.addresses".to_owned(), "NET_ADDRESS_BLOCKED"),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_entries_quota_counts_creates_and_symlinks() {
+        let p = parse_policy(
+            "version: 1\nfilesystem:\n  mounts: [{ guest: /out, host: ./out, mode: rw }]\n  rules: [{ id: w, effect: allow, ops: [create, symlink, write], paths: [\"/out/**\"] }]\n  quotas: { entries: 2 }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let used = |n| Usage {
+            fs_entries_created: n,
+            ..Usage::default()
+        };
+        assert_eq!(p.filesystem.quotas.entries.map(|q| q.value), Some(2));
+        for op in [FsAccess::Create, FsAccess::Symlink] {
+            assert_eq!(
+                outcome(&p, &used(1), &fs(op, "/out/a", 0)),
+                (Allow, "w".to_owned(), "ALLOWED")
+            );
+            let d = p.decide(&used(2), &fs(op, "/out/a", 0));
+            assert_eq!(
+                (d.verdict, p.rule_id(d.rule), d.reason.as_str()),
+                (
+                    Deny,
+                    "filesystem.quotas.entries".to_owned(),
+                    "FS_ENTRIES_QUOTA_EXCEEDED"
+                )
+            );
+            assert_eq!(d.quota.map(|q| (q.limit, q.used, q.asked)), Some((2, 2, 1)));
+        }
+        // Writes into existing files create nothing.
+        assert_eq!(
+            outcome(&p, &used(2), &fs(FsAccess::Write, "/out/a", 1)),
+            (Allow, "w".to_owned(), "ALLOWED")
         );
     }
 
