@@ -10,6 +10,7 @@
 mod budgets;
 mod harness;
 mod host_work;
+mod kernel;
 mod network;
 mod paths;
 mod quotas;

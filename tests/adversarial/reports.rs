@@ -145,8 +145,9 @@ fn regression_a_guest_path_or_host_cannot_widen_the_suggested_policy_change() {
             "FS_PATH_NOT_ALLOWED",
             "FS_PATH_NOT_ALLOWED",
             "FS_PATH_NOT_ALLOWED",
-            "NET_HOST_NOT_ALLOWED",
-            "NET_HOST_NOT_ALLOWED",
+            // Not host names at all: refused before any lookup, with no rule to suggest.
+            "NET_HOST_INVALID",
+            "NET_HOST_INVALID",
             "NET_HOST_NOT_ALLOWED"
         ]
     );

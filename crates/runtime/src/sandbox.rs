@@ -134,6 +134,23 @@ impl SandboxBuilder {
     /// be opened or no engine can be made; a pool that cannot be made is a fallback, not an
     /// error.
     pub fn build(self) -> Result<Sandbox, StartError> {
+        // Two mounts over the same host folders would let a guest change through one what
+        // the other promises is read-only: refused unless the policy says it is intended.
+        let mounts = &self.policy.filesystem.mounts;
+        let overlap = self
+            .policy
+            .overlapping_mounts()
+            .into_iter()
+            .find(|(a, b)| !mounts[*a].overlap_intended && !mounts[*b].overlap_intended);
+        if let Some((a, b)) = overlap {
+            return Err(StartError::Policy {
+                path: self.policy_path.clone(),
+                message: format!(
+                    "mounts `{}` and `{}` share host folders; mark one `overlap: intended` if that is meant",
+                    mounts[a].guest, mounts[b].guest
+                ),
+            });
+        }
         let mounts = Mounts::new(&self.policy).map_err(|source| StartError::Mount {
             policy: self.policy_path.clone(),
             source,

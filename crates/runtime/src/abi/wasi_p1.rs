@@ -9,7 +9,9 @@
 use std::io::SeekFrom;
 use std::time::Duration;
 
-use sandbox_policy::ReasonCode;
+use sandbox_policy::{
+    ClockKind, ClockRequest, EnvRequest, OpenFilesRequest, RandomRequest, ReasonCode, Request,
+};
 use wasmtime::{Caller, Linker, Trap};
 
 use crate::broker::events::Outcome;
@@ -288,6 +290,41 @@ fn dispatch(
     };
     burn_fuel(caller, metered)?;
     Ok(i32::from(code))
+}
+
+/// A source of values that differ run to run unless the policy makes them virtual.
+enum Source {
+    Clock(i32),
+    Random(u64),
+}
+
+/// In deterministic mode, the first clock read and the first random bytes of a call are
+/// decided and recorded (`clock.read`, `random.read`, rule `deterministic`): the report says
+/// the run saw virtual sources. Later reads of the same source are not recorded again.
+fn decide_source_once(st: &mut RunState, source: Source) -> WasiResult {
+    if !st.wasi.deterministic() {
+        return Ok(());
+    }
+    let request = match source {
+        Source::Clock(_) if st.wasi.clock_decided => return Ok(()),
+        Source::Random(_) if st.wasi.random_decided => return Ok(()),
+        Source::Clock(id) => {
+            st.wasi.clock_decided = true;
+            let clock = match id {
+                0 => ClockKind::Realtime,
+                1 => ClockKind::Monotonic,
+                2 => ClockKind::ProcessCputime,
+                _ => ClockKind::ThreadCputime,
+            };
+            Request::Clock(ClockRequest { clock })
+        }
+        Source::Random(bytes) => {
+            st.wasi.random_decided = true;
+            Request::Random(RandomRequest { bytes })
+        }
+    };
+    let _ = st.broker.check(request)?;
+    Ok(())
 }
 
 /// Joins a path the guest gave relative to directory `base`. An absolute path is taken as the
@@ -625,18 +662,11 @@ fn path_open(
     let RunState {
         broker, fs, wasi, ..
     } = state;
-    if wasi.open_files >= wasi.open_files_limit {
-        broker.record_fault(
-            "fs.open",
-            ReasonCode::FsOpenFilesExceeded,
-            "limits.open_files",
-            Outcome::Budget {
-                limit: wasi.open_files_limit,
-                used: wasi.open_files,
-            },
-        );
-        return Err(Fail::Errno(errno::MFILE));
-    }
+    // One more open file is decided before the open: `limits.open_files`.
+    let _ = broker.check_limit(Request::FsOpen(OpenFilesRequest {
+        open_now: wasi.open_files,
+        path: Some(String::from_utf8_lossy(&guest).into_owned()),
+    }))?;
     let opened = match fs.open(broker, &guest, spec) {
         Err(HostError::WrongKind | HostError::NotDir) if spec.directory => {
             return Err(Fail::Errno(errno::NOTDIR))
@@ -857,7 +887,12 @@ mod imports {
         dispatch(
             &mut caller,
             "environ_get",
-            |mem: &mut Mem<'_>, st: &mut RunState| args_write(st, true, mem, pointers, buffer),
+            |mem: &mut Mem<'_>, st: &mut RunState| {
+                // The variables handed over are decided (`env.read`), by name.
+                let names = st.wasi.env_names.clone();
+                let _ = st.broker.check(Request::Env(EnvRequest { names }))?;
+                args_write(st, true, mem, pointers, buffer)
+            },
         )
     }
 
@@ -883,6 +918,7 @@ mod imports {
             "clock_time_get",
             |mem: &mut Mem<'_>, st: &mut RunState| {
                 let now = st.wasi.now(id).ok_or(Fail::Errno(errno::INVAL))?;
+                decide_source_once(st, Source::Clock(id))?;
                 mem.put_u64(out, now)
             },
         )
@@ -894,6 +930,7 @@ mod imports {
             "random_get",
             |mem: &mut Mem<'_>, st: &mut RunState| {
                 let target = mem.slice_mut(buf, len as u32)?;
+                decide_source_once(st, Source::Random(target.len() as u64))?;
                 // Paid for before any byte is made, and made in slices against the deadline.
                 st.broker.charge_fuel(copy_fuel(target.len()))?;
                 for slice in target.chunks_mut(RANDOM_SLICE_BYTES) {

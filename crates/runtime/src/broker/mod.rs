@@ -139,6 +139,23 @@ impl Broker {
         self.conclude(decision, index, capability)
     }
 
+    /// [`Broker::check`] for a limit that guards another request (one more open file, one
+    /// more connection): decided the same way, but an allow is not recorded, since the request
+    /// it guards records its own event; a deny is recorded as any deny.
+    pub(crate) fn check_limit(&mut self, request: Request) -> Result<Permit, HostError> {
+        let decision = self.policy.decide(&self.usage, &request);
+        // Relaxed denies (audit mode) are recorded too: `policy learn` grants from them.
+        if decision.verdict == Verdict::Allow {
+            return Ok(Permit {
+                event: None,
+                decision,
+            });
+        }
+        let capability = request.capability();
+        let index = self.log.record_request(decision, request);
+        self.conclude(decision, index, capability)
+    }
+
     /// [`Broker::check`] for a borrowed filesystem request: the host-call path, which
     /// allocates nothing to decide and record it.
     pub(crate) fn check_fs(&mut self, query: &FsQuery<'_>) -> Result<Permit, HostError> {

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sandbox_policy::{
-    normalize_host, parse_ip_literal, Effect, NetAccess, NetRequest, ReasonCode, Request, Verdict,
+    normalize_host, parse_ip_literal, NetAccess, NetRequest, OpenConnectionsRequest, Request,
+    Verdict,
 };
 
 use crate::broker::events::Outcome;
@@ -156,28 +157,21 @@ impl Connections {
                 bytes: 0,
             })
         };
-        let address = match parse_ip_literal(&host) {
-            Some(literal) => Some(literal),
+        let known = parse_ip_literal(&host).or_else(|| broker.policy().pinned_address(&host));
+        let address = match known {
+            Some(address) => Some(address),
             None => {
-                // Decide on the name before any lookup, so a forbidden name is never resolved,
-                // unless a CIDR rule could still allow the address it resolves to.
-                let before = broker.policy().decide(broker.usage(), &request(None));
-                let cidr_rules = broker
-                    .policy()
-                    .network
-                    .rules
-                    .iter()
-                    .any(|r| r.effect == Effect::Allow && !r.cidrs.is_empty());
-                let a_cidr_may_allow = before.reason == ReasonCode::NetHostNotAllowed && cidr_rules;
-                if !(before.permits() || a_cidr_may_allow) {
-                    // `before` denied, so this records the same deny.
-                    return Err(broker.check(request(None)).err().unwrap_or(HostError::Io));
-                }
-                if broker.refuse_relaxed_network
-                    && before.verdict == Verdict::Deny
-                    && !a_cidr_may_allow
-                {
-                    let permit = broker.check(request(None))?;
+                // A name goes to the resolver only when an allow rule's host pattern names it
+                // and no deny rule does (a CIDR alone allows no lookup): decided first.
+                let lookup = Request::Net(NetRequest {
+                    op: NetAccess::Resolve,
+                    host: host_text.clone(),
+                    port,
+                    address: None,
+                    bytes: 0,
+                });
+                let permit = broker.check_limit(lookup)?;
+                if broker.refuse_relaxed_network && permit.decision().verdict == Verdict::Deny {
                     return Err(not_made(broker, &permit, "looked up"));
                 }
                 Connections::resolve_name(broker, &host, port)
@@ -193,6 +187,10 @@ impl Connections {
             );
             return Err(HostError::NotFound);
         };
+        // One more open connection is decided before connecting, so none over a cap reaches
+        // the peer.
+        let open_now = self.slots.iter().filter(|s| s.is_some()).count() as u64;
+        let _ = broker.check_limit(Request::NetOpen(OpenConnectionsRequest { open_now }))?;
         let permit = broker.check(request(Some(address)))?;
         if broker.refuse_relaxed_network && permit.decision().verdict == Verdict::Deny {
             return Err(not_made(broker, &permit, "connected"));

@@ -167,8 +167,11 @@ pub struct UsageInfo {
     pub peak_memory_bytes: u64,
     /// Bytes read from files.
     pub fs_read_bytes: u64,
-    /// Bytes written to files.
+    /// Bytes written to files (link targets included).
     pub fs_write_bytes: u64,
+    /// Files, folders and links the guest created (`filesystem.quotas.entries`).
+    #[serde(default)]
+    pub fs_entries_created: u64,
     /// Network connections opened.
     pub net_connections: u64,
     /// Bytes sent over the network.
@@ -349,6 +352,7 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
             peak_memory_bytes: input.peak_memory,
             fs_read_bytes: usage.fs_read_bytes,
             fs_write_bytes: usage.fs_write_bytes,
+            fs_entries_created: usage.fs_entries_created,
             net_connections: usage.net_connections,
             net_egress_bytes: usage.net_egress_bytes,
             net_ingress_bytes: usage.net_ingress_bytes,

@@ -67,7 +67,11 @@ pub(crate) struct WasiState {
     pub(crate) stdin_position: usize,
     /// Files and directories the guest opened (preopens and stdio not counted).
     pub(crate) open_files: u64,
-    pub(crate) open_files_limit: u64,
+    /// Whether this call's first clock read, and first random bytes, were decided already.
+    pub(crate) clock_decided: bool,
+    pub(crate) random_decided: bool,
+    /// The names of the variables in `env`, as the policy sets them.
+    pub(crate) env_names: Vec<String>,
     pub(crate) fuel_limit: u64,
     /// Fuel used so far, set at the start of each call (the virtual clock reads it).
     pub(crate) fuel_used: u64,
@@ -113,7 +117,9 @@ impl WasiState {
             random,
             stdin_position: 0,
             open_files: 0,
-            open_files_limit: policy.limits.open_files.value,
+            clock_decided: false,
+            random_decided: false,
+            env_names: policy.env.iter().map(|(k, _)| k.clone()).collect(),
             fuel_limit: policy.budgets.fuel.value,
             fuel_used: 0,
         }
@@ -129,7 +135,9 @@ impl WasiState {
             random: None,
             stdin_position: 0,
             open_files: 0,
-            open_files_limit: 0,
+            clock_decided: false,
+            random_decided: false,
+            env_names: Vec::new(),
             fuel_limit: 0,
             fuel_used: 0,
         }

@@ -444,6 +444,9 @@ impl Mounts {
             usage.fs_write_bytes = usage.fs_write_bytes.saturating_add(n);
         }
         if let Some(create) = create {
+            if result.is_ok() {
+                open::count_entry(broker);
+            }
             let _ = broker.finish(create, result.clone().map(|_| 0));
         }
         broker.finish(permit, result)

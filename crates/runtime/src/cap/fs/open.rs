@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
-use sandbox_policy::{normalize_guest_path, FsAccess, FsQuery, Policy, MAX_GUEST_PATH_BYTES};
+use sandbox_policy::{FsAccess, FsQuery, LinkRequest, Policy, Request};
 
 use super::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Mounts, Prepared};
 use crate::broker::{Broker, HostError, Permit};
@@ -35,6 +35,12 @@ impl DecidedPath {
 /// Fuel charged for each directory entry a listing reads (the 24 bytes of a WASI `dirent`),
 /// before it is read.
 pub(crate) const LIST_FUEL_PER_ENTRY: u64 = 3;
+
+/// Counts one file, folder or link the guest created (`filesystem.quotas.entries`).
+pub(crate) fn count_entry(broker: &mut Broker) {
+    let usage = broker.usage_mut();
+    usage.fs_entries_created = usage.fs_entries_created.saturating_add(1);
+}
 
 /// An open regular file.
 #[derive(Debug)]
@@ -223,6 +229,9 @@ impl Mounts {
             Some(m) if !m.is_file() => Err(HostError::WrongKind),
             _ => self.open_file_at(&events[0], &policy, &prepared, spec),
         };
+        if result.is_ok() && meta.is_none() && spec.create {
+            count_entry(broker);
+        }
         for event in events {
             let _ = broker.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
         }
@@ -489,6 +498,9 @@ impl Mounts {
         let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
             parent.create_dir(name)
         });
+        if result.is_ok() {
+            count_entry(broker);
+        }
         broker.finish(event, result).map(|_| ())
     }
 
@@ -537,9 +549,10 @@ impl Mounts {
         broker.finish(to_event, result).map(|_| ())
     }
 
-    /// Creates a symlink, decided as `symlink` on the link's path. Only a relative target
-    /// with no `..` that stays inside the link's own mount is made: a host process following
-    /// the link later would read an absolute or escaping target as a host path.
+    /// Creates a symlink: decided as `symlink` on the link's path, then its target by the
+    /// policy's link rule (`fs.symlink_target`: relative, no `..`, inside the link's own
+    /// mount), whose bytes count against the write quota. A host process following the link
+    /// later would read an escaping target as a host path.
     pub(crate) fn make_symlink(
         &self,
         broker: &mut Broker,
@@ -549,43 +562,37 @@ impl Mounts {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_link, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Symlink, 0))?;
-        let result = match std::str::from_utf8(target) {
-            Ok(t) if self.target_stays_in_mount(&policy, &prepared, t) => {
-                self.in_parent(&event, &policy, &prepared, |parent, name| {
-                    parent.symlink(t, name)
-                })
+        let link = Request::FsLink(LinkRequest {
+            link: prepared
+                .normalized
+                .as_deref()
+                .unwrap_or(&prepared.request_path)
+                .to_owned(),
+            target: String::from_utf8_lossy(target).into_owned(),
+            not_utf8: std::str::from_utf8(target).is_err(),
+        });
+        let target_permit = match broker.check(link) {
+            Ok(permit) => permit,
+            Err(e) => {
+                let _ = broker.finish(event, Err(HostError::Invalid));
+                return Err(e);
             }
-            _ => Err(HostError::Invalid),
         };
+        let text = String::from_utf8_lossy(target).into_owned();
+        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
+            parent.symlink(&text, name)
+        });
+        if result.is_ok() {
+            let usage = broker.usage_mut();
+            usage.fs_write_bytes = usage.fs_write_bytes.saturating_add(target.len() as u64);
+            usage.fs_entries_created = usage.fs_entries_created.saturating_add(1);
+        }
+        let _ = broker.finish(target_permit, result.clone().map(|_| target.len() as u64));
         broker.finish(event, result).map(|_| ())
     }
 
-    /// The rule for links a guest makes: the target is relative, has no `..` component, and
-    /// names a path in the link's own mount. A target that only goes down from the link's
-    /// folder stays beneath the mount wherever the link is later moved (a rename of the link
-    /// or of a folder holding it) and through any other guest-made link, so no sequence of
-    /// calls leaves a link on the host that points out of its mount.
-    fn target_stays_in_mount(&self, policy: &Policy, link: &Prepared<'_>, target: &str) -> bool {
-        if target.is_empty()
-            || target.starts_with('/')
-            || target.contains('\0')
-            || target.len() > MAX_GUEST_PATH_BYTES
-            || target.split('/').any(|part| part == "..")
-        {
-            return false;
-        }
-        let Some(link_path) = link.effective() else {
-            return false;
-        };
-        let parent = link_path.rsplit_once('/').map_or("", |(p, _)| p);
-        let Ok(points_to) = normalize_guest_path(format!("{parent}/{target}").as_bytes()) else {
-            return false;
-        };
-        let mount_of = |path: &str| policy.mount_for(path).map(|(i, _)| i);
-        mount_of(link_path).is_some() && mount_of(link_path) == mount_of(&points_to)
-    }
-
-    /// The contents of a symlink, decided as `stat`.
+    /// The contents of a symlink, decided as `read` of its bytes (they count against the read
+    /// quota). The link is read with a lookup first, to know how many bytes the decision is on.
     pub(crate) fn read_symlink(
         &self,
         broker: &mut Broker,
@@ -593,18 +600,22 @@ impl Mounts {
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_path, false)?;
-        let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
-        let mut contents = Vec::new();
-        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
-            contents = parent
-                .read_link_contents(name)?
-                .into_os_string()
-                .into_encoded_bytes();
-            Ok(())
-        });
-        broker
-            .finish(event, result.map(|_| contents.len() as u64))
-            .map(|_| contents)
+        let contents = self
+            .locate_lookup(&policy, &prepared)
+            .and_then(|(dir, rel)| dir.read_link_contents(&rel).ok())
+            .map(|target| target.into_os_string().into_encoded_bytes());
+        let bytes = contents.as_ref().map_or(0, |c| c.len() as u64);
+        let event = broker.check_fs(&prepared.query(FsAccess::Read, bytes))?;
+        let Some(contents) = contents else {
+            let missing = match self.lstat_of(&policy, &prepared) {
+                None => HostError::NotFound,
+                Some(_) => HostError::Invalid,
+            };
+            return broker.finish(event, Err(missing)).map(|_| Vec::new());
+        };
+        let usage = broker.usage_mut();
+        usage.fs_read_bytes = usage.fs_read_bytes.saturating_add(bytes);
+        broker.finish(event, Ok(bytes)).map(|_| contents)
     }
 
     /// Runs `op` on the parent directory of a path and its last component, opened without
