@@ -98,11 +98,9 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
             (policy, text.as_bytes().to_vec(), None)
         }
     };
-    let plugin_bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
+    let plugin_bytes = crate::bounded::read_plugin(&args.plugin, &base)?;
     let input = match &args.input {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read input `{}`", path.display()))?,
+        Some(path) => crate::bounded::read(path, "input", crate::bounded::MAX_INPUT_BYTES)?,
         None => Vec::new(),
     };
     // Audit mode relaxes rules and quotas only: mounts, invalid paths, blocked addresses and

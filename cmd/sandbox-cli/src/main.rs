@@ -2,6 +2,7 @@
 //! `sandbox-policy` and `sandbox-runtime` crates.
 
 mod args;
+mod bounded;
 mod change_cmd;
 mod explain;
 mod learn_cmd;

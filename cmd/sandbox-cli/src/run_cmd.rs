@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use sandbox_policy::Policy;
-use sandbox_runtime::{sha256_hex, Allocation, ModuleCache, Sandbox};
+use sandbox_runtime::{sha256_hex, Allocation, CacheStatus, ModuleCache, Rejected, Sandbox};
 
 use crate::args::{RunArgs, VerifyArgs};
+use crate::bounded;
 use crate::text::to_json;
 use crate::Exit;
 
 /// Reads and validates a policy file; the error is one sentence naming the file and the
 /// first mistake's `line:column`. Returns the policy and the file's bytes.
 pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<u8>)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
-    let (policy, _) = sandbox_policy::load_policy(path).map_err(|errors| {
+    // One bounded read: the digest is of the very text that is parsed.
+    let (policy, text) = crate::bounded::load_policy(path).map_err(|errors| {
         let first = errors.errors.first();
         let more = errors.errors.len().saturating_sub(1);
         match first {
@@ -38,16 +38,14 @@ pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<u8>)> {
             None => anyhow!("policy `{}` is invalid", path.display()),
         }
     })?;
-    Ok((policy, bytes))
+    Ok((policy, text.into_bytes()))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let (policy, policy_bytes) = load_policy(&args.policy)?;
-    let plugin_bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
+    let plugin_bytes = bounded::read_plugin(&args.plugin, &policy)?;
     let input = match &args.input {
-        Some(path) => std::fs::read(path)
-            .with_context(|| format!("cannot read input `{}`", path.display()))?,
+        Some(path) => bounded::read(path, "input", bounded::MAX_INPUT_BYTES)?,
         None => Vec::new(),
     };
     // An unusable cache folder only means compiling; `run_with_cache` never fails on it.
@@ -56,6 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         false => ModuleCache::user_default(),
     };
     // The CLI runs a plugin as an embedder does; one call needs no instance pool.
+    let cache_dir = cache.as_ref().map(|c| c.dir().to_owned());
     let sandbox = Sandbox::builder(Arc::new(policy))
         .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
         .allocation(Allocation::OnDemand)
@@ -66,6 +65,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         &plugin_bytes,
         &args.entry,
     )?;
+    if let (
+        Some(dir),
+        CacheStatus::Rejected {
+            reason: Rejected::Untrusted,
+            ..
+        },
+    ) = (cache_dir, plugin.cache_status())
+    {
+        eprintln!(
+            "warning: the module cache `{}` (or its entry) is owned by another user or writable by group or others: not used; compiled instead",
+            dir.display()
+        );
+    }
     let output = plugin.call_with_args(&input, &args.args);
     let json = to_json(&output.report, args.pretty)?;
     if let Some(path) = &args.report_file {
@@ -85,8 +97,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let text = std::fs::read_to_string(&args.report_file)
-        .with_context(|| format!("cannot read report `{}`", args.report_file.display()))?;
+    let text = bounded::read_text(&args.report_file, "report", bounded::MAX_REPORT_BYTES)?;
     match sandbox_runtime::verify_report(&text) {
         Ok(report) => {
             println!(
