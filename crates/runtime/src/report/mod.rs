@@ -752,6 +752,30 @@ mod tests {
         ));
         let not_array = text.replacen("\"events\":[", "\"events\":{\"a\":[", 1);
         assert!(verify_report(&not_array).is_err());
+        // A member that sorts before `events` but is written after it: the digest is still
+        // over the canonical order.
+        let member =
+            "\"aardvark\":\"a member this version does not know, sorted before `events`\",";
+        assert!(text.starts_with(&format!("{{{member}")));
+        let moved = format!(
+            "{{{},{}}}",
+            &text[1 + member.len()..text.len() - 1],
+            &member[..member.len() - 1]
+        );
+        assert_eq!(verify_report(&moved).unwrap(), report);
+        let moved_edited = moved.replacen("this version", "that version", 1);
+        assert_eq!(
+            verify_report(&moved_edited),
+            Err(VerifyError::DigestMismatch)
+        );
+        // Without such a member the events are streamed into the digest.
+        let mut plain: Value = serde_json::from_str(&text).unwrap();
+        plain.as_object_mut().unwrap().remove("aardvark");
+        plain["digest"] = digest_of_value(&plain).into();
+        let plain = serde_json::to_string(&plain).unwrap();
+        assert_eq!(verify_report(&plain).unwrap().events.len(), 2);
+        let edited = plain.replacen("\"denied\":2", "\"denied\":3", 1);
+        assert_eq!(verify_report(&edited), Err(VerifyError::DigestMismatch));
     }
 
     #[test]

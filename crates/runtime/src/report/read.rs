@@ -1,8 +1,9 @@
 //! Reading reports and events back: one pass over the text, no duplicate key anywhere (a
 //! first-wins reader and a last-wins reader would see two different reports in the same
 //! bytes), no trailing bytes, and no copy of the whole document for the digest. Events are
-//! checked against the hash chain one at a time as they are parsed; only their canonical bytes
-//! are kept for the digest.
+//! checked against the hash chain one at a time as they are parsed. Their canonical bytes go
+//! straight into the digest when the report's members allow it (no member but `digest` sorts
+//! before `events`, as in every report the sandbox writes); otherwise they are kept for it.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -90,10 +91,23 @@ fn duplicate(key: &str) -> String {
 #[derive(Default)]
 struct Events {
     events: Vec<ReportEvent>,
+    /// The canonical bytes not yet hashed: all of them without `digest`, one event's with it.
     canonical: Vec<u8>,
+    /// The report's digest so far, when the events come first in its canonical form.
+    digest: Option<Sha256>,
     previous: String,
     broken: Option<u64>,
     malformed: Option<String>,
+}
+
+impl Events {
+    /// Hands the canonical bytes written so far to the digest, when it is streamed.
+    fn flush(&mut self) {
+        if let Some(digest) = &mut self.digest {
+            digest.update(&self.canonical);
+            self.canonical.clear();
+        }
+    }
 }
 
 struct EventsSeed<'a>(&'a mut Events);
@@ -133,8 +147,10 @@ impl<'de> Visitor<'de> for EventsSeed<'_> {
                 }
             }
             seq_no += 1;
+            state.flush();
         }
         state.canonical.push(b']');
+        state.flush();
         Ok(())
     }
     // Anything but an array is kept as the canonical text of what it is, so the digest and
@@ -143,6 +159,7 @@ impl<'de> Visitor<'de> for EventsSeed<'_> {
         let value = StrictVisitor.visit_map(map)?;
         self.0.malformed = Some("`events` is not an array".to_owned());
         write_canonical_without(&value, None, &mut self.0.canonical);
+        self.0.flush();
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
@@ -169,6 +186,7 @@ impl EventsSeed<'_> {
     fn other<E>(self, value: Value) -> Result<(), E> {
         self.0.malformed = Some("`events` is not an array".to_owned());
         write_canonical_without(&value, None, &mut self.0.canonical);
+        self.0.flush();
         Ok(())
     }
 }
@@ -179,7 +197,16 @@ struct TopLevel {
     events: Option<Events>,
 }
 
-struct TopLevelVisitor;
+/// Whether a member sorts before `events` in the canonical form (and so must be hashed first).
+fn sorts_first(key: &str) -> bool {
+    key < "events" && key != "digest"
+}
+
+/// Reads the report object; with `keep_events`, the events' canonical bytes are kept whole
+/// instead of streamed into the digest.
+struct TopLevelVisitor {
+    keep_events: bool,
+}
 
 impl<'de> Visitor<'de> for TopLevelVisitor {
     type Value = TopLevel;
@@ -199,6 +226,11 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
             }
             if key == "events" {
                 let mut events = Events::default();
+                if !self.keep_events && !seen.iter().any(|k| sorts_first(k)) {
+                    let mut digest = Sha256::new();
+                    digest.update(b"{\"events\":");
+                    events.digest = Some(digest);
+                }
                 map.next_value_seed(EventsSeed(&mut events))?;
                 top.events = Some(events);
             } else {
@@ -251,7 +283,15 @@ impl<'de> DeserializeSeed<'de> for StrictSeed {
 /// (also to fields this version does not know) is detected. The text is parsed once; a key
 /// written twice in any object, or anything after the report, is refused.
 pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
-    let TopLevel { members, events } = parse_all(text, TopLevelVisitor)?;
+    let mut top = parse_all(text, TopLevelVisitor { keep_events: false })?;
+    let streamed = top.events.as_ref().is_some_and(|e| e.digest.is_some());
+    if streamed && top.members.keys().any(|k| sorts_first(k)) {
+        // A member that sorts before `events` came after it: the streamed digest is in the
+        // wrong order. Rare (no report the sandbox writes has one): read again, keeping the
+        // events' bytes.
+        top = parse_all(text, TopLevelVisitor { keep_events: true })?;
+    }
+    let TopLevel { members, events } = top;
     let mut doc = Value::Object(members);
     // The shape of everything but the events, which were checked one at a time: an empty
     // array stands in for them while it is read.
@@ -279,7 +319,11 @@ pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
     let Value::Object(members) = &doc else {
         return Err(VerifyError::Malformed("the report is not an object".into()));
     };
-    if report_digest_of(members, &events.canonical) != report.digest {
+    let digest = match events.digest {
+        Some(streamed) => finish_digest(streamed, members),
+        None => report_digest_of(members, &events.canonical),
+    };
+    if digest != report.digest {
         return Err(VerifyError::DigestMismatch);
     }
     report.events = events.events;
@@ -311,6 +355,23 @@ fn report_digest_of(members: &Map<String, Value>, events: &[u8]) -> String {
     }
     out.push(b'}');
     hex::encode(Sha256::digest(&out))
+}
+
+/// Ends a digest that began with `{"events":[...]`: the other members (but `digest`), which
+/// all sort after `events`, in order.
+fn finish_digest(mut digest: Sha256, members: &Map<String, Value>) -> String {
+    let mut keys: Vec<&String> = members.keys().filter(|k| *k != "digest").collect();
+    keys.sort_unstable();
+    let mut out = Vec::with_capacity(4096);
+    for key in keys {
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        write_canonical_without(&members[key], None, &mut out);
+    }
+    out.push(b'}');
+    digest.update(&out);
+    hex::encode(digest.finalize())
 }
 
 /// Reads one event saved on its own (`explain --event-json`): the same strict JSON as a
