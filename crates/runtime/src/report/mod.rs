@@ -778,6 +778,31 @@ mod tests {
         assert_eq!(verify_report(&edited), Err(VerifyError::DigestMismatch));
     }
 
+    /// Found by the `report_read` fuzz target: serde quotes the value it did not expect, so a
+    /// report could make the error printed for it span several lines.
+    #[test]
+    fn regression_a_malformed_report_error_stays_on_one_line() {
+        let forged = "{\"seq\": 0, \"decision\": \"d\\nerror: forged\\u001b[2J\"}";
+        let report = sealed_report().replacen(
+            "\"decision\":\"deny\"",
+            "\"decision\":\"d\\nerror: forged\\u001b[2J\"",
+            1,
+        );
+        for error in [
+            verify_report(&report).unwrap_err(),
+            read_event(forged).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(
+                !message.contains('\n') && !message.contains('\u{1b}'),
+                "{message}"
+            );
+            assert!(message.contains("d\\nerror: forged"), "{message}");
+        }
+        let long = format!("{{\"decision\": \"{}\"}}", "x".repeat(100_000));
+        assert!(read_event(&long).unwrap_err().to_string().len() < 1024);
+    }
+
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let value: Value =

@@ -79,6 +79,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// The escaped, capped form of text a report chose, as error messages quote it.
+fn shown(text: &str) -> String {
+    super::escape::escape_text(text, super::escape::SHOWN_TEXT_BYTES)
+}
+
+/// [`VerifyError::Malformed`] with the parser's message escaped: serde quotes the value it
+/// did not expect, which is the report's text and may hold line breaks or escapes.
+fn malformed(message: &str) -> VerifyError {
+    VerifyError::Malformed(shown(message))
+}
+
 fn duplicate(key: &str) -> String {
     format!(
         "{DUPLICATE}`{}`",
@@ -143,7 +154,9 @@ impl<'de> Visitor<'de> for EventsSeed<'_> {
             if state.malformed.is_none() {
                 match ReportEvent::deserialize(&event) {
                     Ok(parsed) => state.events.push(parsed),
-                    Err(e) => state.malformed = Some(format!("event {seq_no}: {e}")),
+                    Err(e) => {
+                        state.malformed = Some(format!("event {seq_no}: {}", shown(&e.to_string())))
+                    }
                 }
             }
             seq_no += 1;
@@ -254,8 +267,8 @@ fn parse_error(error: serde_json::Error) -> VerifyError {
     let text = error.to_string();
     match text.strip_prefix(DUPLICATE) {
         Some(rest) if error.is_data() => VerifyError::Ambiguous(format!("{DUPLICATE}{rest}")),
-        _ if error.is_data() => VerifyError::Malformed(text),
-        _ => VerifyError::NotJson(text),
+        _ if error.is_data() => malformed(&text),
+        _ => VerifyError::NotJson(shown(&text)),
     }
 }
 
@@ -306,7 +319,7 @@ pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
         }
         _ => Report::deserialize(&doc),
     };
-    let mut report = shape.map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    let mut report = shape.map_err(|e| malformed(&e.to_string()))?;
     let Some(events) = events else {
         return Err(VerifyError::Malformed("missing field `events`".into()));
     };
@@ -379,5 +392,5 @@ fn finish_digest(mut digest: Sha256, members: &Map<String, Value>) -> String {
 /// be checked for a lone event.
 pub fn read_event(text: &str) -> Result<ReportEvent, VerifyError> {
     let value = parse_all(text, StrictSeed)?;
-    ReportEvent::deserialize(&value).map_err(|e| VerifyError::Malformed(e.to_string()))
+    ReportEvent::deserialize(&value).map_err(|e| malformed(&e.to_string()))
 }
