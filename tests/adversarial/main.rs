@@ -4,12 +4,14 @@
 //! exit code, and that no file outside what the policy lets it change was touched.
 //!
 //! Families: `paths`, `quotas`, `network`, `budgets` (and the host boundary), `reports`
-//! (tamper evidence). Compiled WASI guests are in the WASI front end's own suite.
+//! (tamper evidence), `hostile_files` (compile bombs, the module cache, files the CLI reads).
+//! Compiled WASI guests are in the WASI front end's own suite.
 //! `docs/threat-model.md` links each claim to the test here that backs it.
 
 mod budgets;
 mod harness;
 mod host_work;
+mod hostile_files;
 mod kernel;
 mod network;
 mod paths;

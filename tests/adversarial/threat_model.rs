@@ -47,7 +47,14 @@ fn every_claim_names_a_test_that_exists_and_every_adversarial_test_backs_a_claim
     {
         assert!(line.contains(" → "), "a claim without a test: {line}");
     }
-    for module in ["paths", "quotas", "network", "budgets", "reports"] {
+    for module in [
+        "paths",
+        "quotas",
+        "network",
+        "budgets",
+        "reports",
+        "hostile_files",
+    ] {
         let file = format!("tests/adversarial/{module}.rs");
         let source = std::fs::read_to_string(repo_root().join(&file)).unwrap();
         for chunk in source.split("#[test]").skip(1) {

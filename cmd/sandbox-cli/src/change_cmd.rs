@@ -1,7 +1,7 @@
 //! `policy diff` and `policy replay`: what a policy change does, to the policy's grants and to
 //! the requests of real runs. The comparing and deciding is in `sandbox_policy::{diff, replay}`.
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use sandbox_policy::replay::{
     budget_checks, replay as replay_events, BudgetCheck, ChangeKind, Replayed,
 };
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::{DiffArgs, ReplayArgs, TextOrJson};
 use crate::policy_load::{load_policy, Mounts};
-use crate::text::{neutralize, to_json};
+use crate::text::{neutralize, shown, to_json};
 use crate::Exit;
 
 pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
@@ -64,8 +64,11 @@ struct ReplayDoc<'a> {
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
-    let text = std::fs::read_to_string(&args.report_file)
-        .with_context(|| format!("cannot read report `{}`", args.report_file.display()))?;
+    let text = crate::bounded::read_text(
+        &args.report_file,
+        "report",
+        crate::bounded::MAX_REPORT_BYTES,
+    )?;
     // An edited report would make the replay say what no run asked: refuse it.
     let report = sandbox_runtime::verify_report(&text)
         .map_err(|e| anyhow!("report `{}`: {e}", args.report_file.display()))?;
@@ -150,9 +153,14 @@ fn group(n: f64) -> String {
 
 fn render_text(doc: &ReplayDoc) -> String {
     let s = &doc.summary;
+    // The plugin and policy paths, capabilities, targets and rule ids come from the report:
+    // each is escaped, so none can add a line of its own.
     let mut out = format!(
         "replay of `{}` (plugin `{}`, run under `{}`) under `{}`\n",
-        doc.report, doc.plugin, doc.run_policy, doc.policy
+        doc.report,
+        shown(doc.plugin),
+        shown(doc.run_policy),
+        doc.policy
     );
     out.push_str(&format!(
         "{} requests decided again: {} now allowed, {} now denied, {} now enforced, {} now only logged, {} unchanged\n",
@@ -184,13 +192,13 @@ fn render_text(doc: &ReplayDoc) -> String {
         out.push_str(&format!(
             "  event {}: `{}` `{}`: {kind}: {} by `{}` ({}) -> {} by `{}` ({})\n",
             e.seq,
-            e.capability,
-            e.target,
+            shown(&e.capability),
+            shown(&e.target),
             verdict(&e.old),
-            e.old.rule_id,
+            shown(&e.old.rule_id),
             e.old.reason_code,
             verdict(&e.new),
-            e.new.rule_id,
+            shown(&e.new.rule_id),
             e.new.reason_code
         ));
     }

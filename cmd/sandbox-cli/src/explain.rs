@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use sandbox_policy::{FsAccess, Policy, ReasonCode, Request, Span, Verdict};
 use sandbox_runtime::report::ReportEvent;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{ExplainArgs, TextOrJson};
-use crate::text::{neutralize, one_line, to_json, yaml_quoted};
+use crate::text::{neutralize, one_line, shown, to_json, yaml_quoted};
 use crate::Exit;
 
 #[derive(Serialize)]
@@ -84,7 +84,7 @@ impl PolicySource {
                 error: None,
             };
         };
-        match sandbox_policy::load_policy(&p) {
+        match crate::bounded::load_policy(&p) {
             Ok((policy, text)) => {
                 if let Some((_, sha)) = report {
                     if *sha != sandbox_runtime::sha256_hex(text.as_bytes()) && given.is_none() {
@@ -123,9 +123,9 @@ type Events = (Vec<ReportEvent>, Option<(PathBuf, String)>);
 
 fn load_events(args: &ExplainArgs, notes: &mut Vec<String>) -> anyhow::Result<Events> {
     if let Some(path) = &args.event_json {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read event `{}`", path.display()))?;
-        let event: ReportEvent = serde_json::from_str(&text)
+        let text = crate::bounded::read_text(path, "event", crate::bounded::MAX_REPORT_BYTES)?;
+        // The report reader's strict parse: a key written twice is refused.
+        let event: ReportEvent = sandbox_runtime::report::read_event(&text)
             .map_err(|e| anyhow!("event `{}` is not a report event: {e}", path.display()))?;
         notes.push("a lone event cannot be checked against its report's hash chain".to_owned());
         return Ok((vec![event], None));
@@ -135,8 +135,7 @@ fn load_events(args: &ExplainArgs, notes: &mut Vec<String>) -> anyhow::Result<Ev
             "give `--report-file` with `--event-index` or `--all`, or `--event-json`"
         ));
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read report `{}`", path.display()))?;
+    let text = crate::bounded::read_text(path, "report", crate::bounded::MAX_REPORT_BYTES)?;
     let report = sandbox_runtime::verify_report(&text)
         .map_err(|e| anyhow!("report `{}`: {e}", path.display()))?;
     let policy = Some((PathBuf::from(&report.policy.path), report.policy.sha256));
@@ -701,20 +700,23 @@ fn render_text(e: &Explanation) -> String {
         (Verdict::Deny, true) => "denied",
         (Verdict::Deny, false) => "would be denied (audit mode: not enforced)",
     };
+    // Capability, rule id, context keys and values, the policy path and notes may come from
+    // a forged report or `--event-json`: each is escaped and capped.
     out.push_str(&format!(
         "event {}: `{}` {verdict}\n",
-        e.event_index, e.capability
+        e.event_index,
+        shown(&e.capability)
     ));
-    out.push_str(&format!("  rule:    {}\n", e.rule_id));
+    out.push_str(&format!("  rule:    {}\n", shown(&e.rule_id)));
     out.push_str(&format!("  reason:  {} — {}\n", e.reason_code, e.meaning));
     if !e.context.is_empty() {
         out.push_str("  context:\n");
         for (key, value) in &e.context {
-            let shown = match value {
-                Value::String(s) => one_line(s),
-                other => other.to_string(),
+            let value = match value {
+                Value::String(s) => shown(s),
+                other => shown(&other.to_string()),
             };
-            out.push_str(&format!("    {key}: {shown}\n"));
+            out.push_str(&format!("    {}: {value}\n", shown(key)));
         }
     }
     if let Some(error) = &e.policy_error {
@@ -722,11 +724,12 @@ fn render_text(e: &Explanation) -> String {
     } else if let Some(policy) = &e.policy {
         if e.policy_lines.is_empty() {
             out.push_str(&format!(
-                "  policy:  {policy} (no line of it decided this: `{}` is a built-in default)\n",
-                e.rule_id
+                "  policy:  {} (no line of it decided this: `{}` is a built-in default)\n",
+                shown(policy),
+                shown(&e.rule_id)
             ));
         } else {
-            out.push_str(&format!("  policy:  {policy}\n"));
+            out.push_str(&format!("  policy:  {}\n", shown(policy)));
             for line in &e.policy_lines {
                 out.push_str(&format!(
                     "    {}:{} | {}\n",
@@ -736,7 +739,7 @@ fn render_text(e: &Explanation) -> String {
         }
     }
     for note in &e.notes {
-        out.push_str(&format!("  note:    {note}\n"));
+        out.push_str(&format!("  note:    {}\n", one_line(note)));
     }
     out.push_str(&format!(
         "  to allow it: {}\n",

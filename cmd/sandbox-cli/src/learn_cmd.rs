@@ -247,8 +247,7 @@ pub fn learn(args: LearnArgs) -> anyhow::Result<Exit> {
     // The learned policy's file is checked before anything runs, as `run`'s outputs are.
     let output_file = OutputFile::check(&args.output, "learned policy")?;
     output::warn_outputs_in_mounts(&base, &[&output_file]);
-    let plugin_bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
+    let plugin_bytes = crate::bounded::read_plugin(&args.plugin, &base)?;
     let input = output::read_input(args.input.as_deref())?;
     // Audit mode relaxes rules and quotas only: mounts, invalid paths, blocked addresses and
     // budgets hold, so what they deny is seen as not grantable.

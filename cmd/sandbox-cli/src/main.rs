@@ -29,6 +29,7 @@ macro_rules! errln {
 }
 
 mod args;
+mod bounded;
 mod cache_cmd;
 mod change_cmd;
 mod explain;

@@ -215,11 +215,8 @@ fn written(result: io::Result<()>, stream: &str) -> Written {
 pub fn read_input(arg: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     match arg {
         Some(path) if path == Path::new("-") => read_capped(io::stdin().lock(), "stdin"),
-        Some(path) => {
-            let file = File::open(path)
-                .map_err(|e| anyhow!("cannot read input `{}`: {e}", path.display()))?;
-            read_capped(file, &format!("input `{}`", path.display()))
-        }
+        // A regular file only, read with its size bound (a FIFO or device is refused).
+        Some(path) => crate::bounded::read(path, "input", crate::bounded::MAX_INPUT_BYTES),
         None if stdin_is_piped() => read_capped(io::stdin().lock(), "stdin"),
         None => Ok(Vec::new()),
     }

@@ -24,8 +24,11 @@ pub fn dispatch(command: PolicyCommand) -> anyhow::Result<Exit> {
 }
 
 fn lint(args: LintArgs) -> anyhow::Result<Exit> {
-    let bytes = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy `{}`", args.policy.display()))?;
+    let bytes = crate::bounded::read(
+        &args.policy,
+        "policy",
+        sandbox_policy::MAX_POLICY_BYTES as u64,
+    )?;
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("policy `{}` is not UTF-8 text", args.policy.display()))?;
     let report = lint_policy_text(&text, &args.policy);

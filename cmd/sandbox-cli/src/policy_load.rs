@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use sandbox_policy::lint::{lint_policy_text, render_findings, Finding, LintReport, Severity};
 use sandbox_policy::Policy;
 
@@ -20,8 +20,8 @@ pub enum Mounts {
 /// snippet, and the error returned is one sentence counting them. Returns the policy and the
 /// file's bytes.
 pub fn load_policy(path: &Path, mounts: Mounts) -> anyhow::Result<(Policy, Vec<u8>)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read policy `{}`", path.display()))?;
+    // A regular file only, read with its size bound applied while reading.
+    let bytes = crate::bounded::read(path, "policy", sandbox_policy::MAX_POLICY_BYTES as u64)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow!("policy `{}` is not UTF-8 text", path.display()))?;
     let base_dir = path

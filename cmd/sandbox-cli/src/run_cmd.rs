@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use sandbox_runtime::report::Report;
 use sandbox_runtime::{
-    sha256_hex, Allocation, ModuleCache, OutputStreams, RunOutput, Sandbox, StartError, Status,
+    sha256_hex, Allocation, CacheStatus, ModuleCache, OutputStreams, Rejected, RunOutput, Sandbox,
+    StartError, Status,
 };
 
 use crate::args::{ExitCodeFrom, RunArgs, VerifyArgs};
@@ -31,13 +32,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .collect();
     output::warn_outputs_in_mounts(&policy, &outputs);
     let input = output::read_input(args.input.as_deref())?;
-    let plugin_bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read plugin `{}`", args.plugin.display()))?;
+    let plugin_bytes = crate::bounded::read_plugin(&args.plugin, &policy)?;
     // An unusable cache folder only means compiling; the builder never fails on it.
     let cache = match args.no_cache {
         true => None,
         false => ModuleCache::user_default(),
     };
+    let cache_dir = cache.as_ref().map(|c| c.dir().to_owned());
     // One call: on-demand allocation, no pool to set up.
     let sandbox = Sandbox::builder(Arc::new(policy))
         .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
@@ -52,6 +53,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             &args.entry,
         )
         .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
+    if let (
+        Some(dir),
+        CacheStatus::Rejected {
+            reason: Rejected::Untrusted,
+            ..
+        },
+    ) = (cache_dir, plugin.cache_status())
+    {
+        let warning = format!(
+            "warning: the module cache `{}` (or its entry) is owned by another user or writable by group or others: not used; compiled instead\n",
+            neutralize(&dir.display().to_string())
+        );
+        output::to_stderr(warning.as_bytes());
+    }
     // With a report file, the guest's output goes to the terminal as it is written, as
     // `wasmtime run` prints it; without one, stdout carries the report alone.
     let streams = match report_file {
@@ -181,8 +196,11 @@ fn say_error(result: anyhow::Result<()>) {
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let text = std::fs::read_to_string(&args.report_file)
-        .with_context(|| format!("cannot read report `{}`", args.report_file.display()))?;
+    let text = crate::bounded::read_text(
+        &args.report_file,
+        "report",
+        crate::bounded::MAX_REPORT_BYTES,
+    )?;
     match sandbox_runtime::verify_report(&text) {
         Ok(report) => {
             outln!(

@@ -1,13 +1,19 @@
 //! Text output helpers.
 
-/// Makes guest- or user-controlled text safe for a terminal: escape sequences and other
-/// control characters are shown as `\u{..}` instead of being interpreted.
+/// One field of text that came from a plugin, a report or a module (a path, a rule id, a
+/// capability, a context key): the runtime's one escaping function, capped at
+/// `SHOWN_TEXT_BYTES`, so it stays on its line and cannot drive the terminal.
+pub fn shown(text: &str) -> String {
+    sandbox_runtime::report::escape_text(text, sandbox_runtime::report::SHOWN_TEXT_BYTES)
+}
+
+/// The last pass over a whole text output, whose own line breaks and tabs are kept: every
+/// other character `sandbox_runtime::report::needs_escape` names (escape sequences, other
+/// controls, U+2028/U+2029, bidi controls) is shown as `\u{..}` instead of being interpreted.
 pub fn neutralize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
+        if c != '\n' && c != '\t' && sandbox_runtime::report::needs_escape(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);

@@ -7,17 +7,20 @@
 //!   mount is ever allowed, deny rules win, read-only mounts and quotas hold.
 //! - [`host_abi`]: random sequences of `sandbox` host calls with random pointers and lengths,
 //!   run by the real runtime over a temp-dir mount; nothing outside the mounts changes or leaks.
+//! - [`report_read`]: any bytes as a report are a report with one meaning or one clear error.
 
 mod decide;
 mod host_abi;
 mod interpreter;
 mod oracle;
 mod policy_parse;
+mod report_read;
 pub mod seeds;
 
 pub use decide::decide;
 pub use host_abi::{host_abi, run_script, snapshot, Buf, Call, Handle, HostAbiScript, Port, Ptr};
 pub use policy_parse::policy_parse;
+pub use report_read::report_read;
 
 /// A small deterministic generator (xorshift64*), so tests can feed thousands of varied inputs
 /// through the targets without a dependency and with the same inputs on every run.

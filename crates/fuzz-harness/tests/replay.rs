@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use sandbox_fuzz_harness::seeds::{decide_seeds, host_abi_seeds};
-use sandbox_fuzz_harness::{decide, host_abi, policy_parse, HostAbiScript, SeededBytes};
+use sandbox_fuzz_harness::{
+    decide, host_abi, policy_parse, report_read, HostAbiScript, SeededBytes,
+};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,6 +84,11 @@ fn policy_parse_survives_its_corpus_and_thousands_of_mutations() {
 #[test]
 fn decide_holds_its_invariants_on_the_corpus_and_generated_requests() {
     replay("decide", decide, 100, 2000);
+}
+
+#[test]
+fn report_read_survives_its_corpus_and_thousands_of_mutations() {
+    replay("report_read", report_read, 60, 500);
 }
 
 #[test]

@@ -35,6 +35,17 @@ pub enum StartError {
         /// The policy's limit in bytes.
         limit: u64,
     },
+    /// The plugin is over one of the static limits checked before compiling
+    /// ([`crate::module_limits`]).
+    #[error("plugin `{path}` has {found} {}; the sandbox compiles at most {} (limit `{}`)", .limit.name.replace('_', " "), .limit.max, .limit.name)]
+    ModuleOverLimit {
+        /// The plugin as named.
+        path: String,
+        /// The limit it is over.
+        limit: crate::engine::module_limits::ModuleLimit,
+        /// How many it has (counting stops soon after the limit).
+        found: u64,
+    },
     /// The plugin does not compile.
     #[error("plugin `{path}` is not a valid WebAssembly module: {message}")]
     InvalidModule {
@@ -152,8 +163,34 @@ pub(crate) fn check_size(policy: &Policy, path: &str, bytes: &[u8]) -> Result<()
     Ok(())
 }
 
-pub(crate) fn compile(engine: &Engine, path: &str, bytes: &[u8]) -> Result<Module, StartError> {
-    Module::new(engine, bytes).map_err(|e| StartError::InvalidModule {
+/// Longest compiler or WAT parser message kept in a load error: a WAT error quotes the line
+/// it failed on, and a plugin's line may be megabytes long.
+const COMPILE_MESSAGE_BYTES: usize = 400;
+
+/// Most unknown imports a load error lists one by one.
+const LISTED_IMPORTS: usize = 16;
+
+/// Turns WAT text into a binary module (a binary passes as it is) and checks the static limits
+/// on it, before any compiling.
+pub(crate) fn prepare<'a>(
+    path: &str,
+    bytes: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, StartError> {
+    let binary = wat::parse_bytes(bytes).map_err(|e| StartError::InvalidModule {
+        path: path.to_owned(),
+        message: report::escape_text(&e.to_string(), COMPILE_MESSAGE_BYTES),
+    })?;
+    crate::engine::module_limits::check(&binary).map_err(|over| StartError::ModuleOverLimit {
+        path: path.to_owned(),
+        limit: over.limit,
+        found: over.found,
+    })?;
+    Ok(binary)
+}
+
+/// Compiles a binary module that [`prepare`] passed.
+pub(crate) fn compile(engine: &Engine, path: &str, binary: &[u8]) -> Result<Module, StartError> {
+    Module::from_binary(engine, binary).map_err(|e| StartError::InvalidModule {
         path: path.to_owned(),
         message: describe_compile_error(&e),
     })
@@ -163,11 +200,17 @@ pub(crate) fn compile(engine: &Engine, path: &str, bytes: &[u8]) -> Result<Modul
 /// runs on every module, compiled or read from the cache.
 pub(crate) fn check_module(module: &Module, path: &str, entry: &str) -> Result<(), StartError> {
     let path = path.to_owned();
-    let unknown: Vec<String> = module
+    // Import names are the plugin's text: escaped, capped, and at most a few listed.
+    let mut unknown: Vec<String> = module
         .imports()
         .filter(|i| !abi::provides(i.module(), i.name()))
-        .map(|i| format!("`{}::{}`", i.module(), i.name()))
+        .map(|i| report::escape_text(&format!("`{}::{}`", i.module(), i.name()), 160))
         .collect();
+    if unknown.len() > LISTED_IMPORTS {
+        let more = unknown.len() - LISTED_IMPORTS;
+        unknown.truncate(LISTED_IMPORTS);
+        unknown.push(format!("and {more} more"));
+    }
     if !unknown.is_empty() {
         return Err(StartError::UnknownImports {
             path,
@@ -189,7 +232,7 @@ fn describe_compile_error(error: &wasmtime::Error) -> String {
         text.push_str(": ");
         text.push_str(&cause.to_string());
     }
-    let text = text.replace('\n', " ");
+    let text = report::escape_text(&text.replace('\n', " "), COMPILE_MESSAGE_BYTES);
     if text.contains("threads") || text.contains("shared") {
         format!("{text} (shared memories and threads are refused: they grow outside the memory ceiling)")
     } else {
@@ -224,7 +267,7 @@ pub(crate) fn instantiate_pre(
         .instantiate_pre(module)
         .map_err(|e| StartError::BadImport {
             path: path.to_owned(),
-            message: first_line(&e.to_string()),
+            message: report::escape_text(&first_line(&e.to_string()), COMPILE_MESSAGE_BYTES),
         })
 }
 

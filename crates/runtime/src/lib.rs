@@ -45,6 +45,8 @@ pub use cap::fs::MountError;
 pub use cap::net::{MAX_HOST_BYTES, MAX_OPEN_CONNECTIONS};
 pub use engine::cache::{CacheStatus, ModuleCache, Rejected};
 pub use engine::limiter::LimitHit;
+pub use engine::module_limits;
+pub use engine::read::{read_regular_file, ReadError};
 pub use guest::MAX_IO_BYTES;
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
 pub use sandbox::{Allocation, Call, Plugin, Sandbox, SandboxBuilder};

@@ -362,11 +362,22 @@ impl Sandbox {
     /// Reads and checks a policy file, and starts building a sandbox for it; the report
     /// names the file and the SHA-256 of its bytes.
     pub fn builder_from_file(path: &Path) -> Result<SandboxBuilder, StartError> {
-        // The digest is of the very text that was parsed, read once.
-        let (policy, text) = sandbox_policy::load_policy(path).map_err(|e| StartError::Policy {
+        let error = |message: String| StartError::Policy {
             path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        // The digest is of the very text that was parsed, read once: a regular file of at
+        // most the parser's own limit.
+        let limit = sandbox_policy::MAX_POLICY_BYTES as u64;
+        let bytes = crate::engine::read::read_regular_file(path, limit)
+            .map_err(|e| error(format!("cannot read it: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| error("it is not UTF-8 text".into()))?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let policy =
+            sandbox_policy::parse_policy(&text, base_dir).map_err(|e| error(e.to_string()))?;
         Ok(Sandbox::builder(Arc::new(policy)).policy_source(
             path.display().to_string(),
             hex::encode(Sha256::digest(text.as_bytes())),
@@ -452,12 +463,26 @@ impl Sandbox {
         self.compile_and_finish(path, bytes, entry, module_sha256, rejected)
     }
 
-    /// Reads a plugin file and [`load`](Sandbox::load)s it.
+    /// Reads a plugin file and [`load`](Sandbox::load)s it. Only a regular file is read, and
+    /// no more of it than the policy's `limits.module_bytes` (and one byte to tell).
     pub fn load_file(&self, path: &Path, entry: &str) -> Result<Plugin, StartError> {
-        let bytes = std::fs::read(path).map_err(|e| StartError::InvalidModule {
-            path: path.display().to_string(),
-            message: format!("cannot read it: {e}"),
-        })?;
+        let limit = self.inner.policy.limits.module_bytes.value;
+        let bytes = match crate::engine::read::read_regular_file(path, limit) {
+            Ok(bytes) => bytes,
+            Err(crate::engine::read::ReadError::TooLarge(_)) => {
+                return Err(StartError::ModuleTooLarge {
+                    path: path.display().to_string(),
+                    size: std::fs::metadata(path).map_or(limit + 1, |m| m.len()),
+                    limit,
+                })
+            }
+            Err(e) => {
+                return Err(StartError::InvalidModule {
+                    path: path.display().to_string(),
+                    message: format!("cannot read it: {e}"),
+                })
+            }
+        };
         self.load(&path.display().to_string(), &bytes, entry)
     }
 
@@ -470,6 +495,9 @@ impl Sandbox {
         rejected: Option<crate::engine::cache::Rejected>,
     ) -> Result<Plugin, StartError> {
         let inner = &self.inner;
+        // WAT to binary and the static limits, once, before Cranelift sees anything.
+        let binary = run::prepare(path, bytes)?;
+        let bytes = &binary[..];
         let (slot, module, reason) = match run::compile(&inner.primary.engine, path, bytes) {
             Ok(module) => (&inner.primary, module, None),
             Err(pool_error) => match &inner.fallback {

@@ -4,6 +4,11 @@
 //! is checked and its header must name the module and engine asked for; anything else is
 //! compiled again and replaced. A folder that cannot be written means no cache, never an error.
 //!
+//! Trust, as ssh checks its files: the folder and each entry must be owned by the user the
+//! process runs as (or root) and writable by no group or other user, and an entry must be a
+//! regular file reached without following a link. What fails is not read at all: the module is
+//! compiled and [`Rejected::Untrusted`] says why the cache was not used.
+//!
 //! Entry layout: magic (16 bytes), SHA-256 of everything after it (32), module SHA-256 (32),
 //! engine fingerprint (32), then the bytes of [`Module::serialize`].
 
@@ -43,11 +48,12 @@ pub enum CacheStatus {
     },
     /// Read from the cache after its digest and header checked out.
     Hit,
-    /// An entry was there but could not be trusted: compiled again and replaced.
+    /// An entry was there but could not be trusted, or the folder itself is not trusted:
+    /// compiled again, and replaced unless the folder is [`Rejected::Untrusted`].
     Rejected {
         /// Why the entry was not used.
         reason: Rejected,
-        /// Whether the new compiled module replaced it.
+        /// Whether the new compiled module was stored.
         stored: bool,
     },
 }
@@ -59,6 +65,58 @@ pub enum Rejected {
     Corrupt,
     /// Intact, but written for another module or another engine, or refused by Wasmtime.
     Stale,
+    /// The cache folder or the entry is owned by another user or writable by group or
+    /// others (or the entry is not a regular file): it was not read, and nothing is stored
+    /// in such a folder.
+    Untrusted,
+}
+
+/// Largest cache entry read: a compiled module of a plugin within any sensible
+/// `limits.module_bytes` is far smaller.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// Whether a file's owner and mode let only this user (or root) change it.
+fn trusted(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    (meta.uid() == me || meta.uid() == 0) && meta.mode() & 0o022 == 0
+}
+
+/// Opens the cache folder and checks it on the open handle, so the entry is then opened
+/// beneath the very folder that was checked. `None`: no folder (or it cannot be opened).
+fn open_trusted_dir(dir: &Path) -> Option<Result<std::fs::File, Rejected>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(dir)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    Some(if meta.is_dir() && trusted(&meta) {
+        Ok(file)
+    } else {
+        Err(Rejected::Untrusted)
+    })
+}
+
+/// Reads an entry beneath a checked folder: no link followed, no blocking open, a regular file
+/// this user owns that no one else can write, at most [`MAX_ENTRY_BYTES`].
+fn read_entry(dir: &std::fs::File, name: &str) -> Option<Result<Vec<u8>, Rejected>> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A link where the entry should be is not followed, and not trusted.
+        Err(rustix::io::Errno::LOOP) => return Some(Err(Rejected::Untrusted)),
+        Err(_) => return None,
+    };
+    let file = std::fs::File::from(fd);
+    let trusted_file = file
+        .metadata()
+        .is_ok_and(|meta| meta.is_file() && trusted(&meta));
+    if !trusted_file {
+        return Some(Err(Rejected::Untrusted));
+    }
+    Some(super::read::read_limited(file, MAX_ENTRY_BYTES).map_err(|_| Rejected::Corrupt))
 }
 
 pub(crate) enum Lookup {
@@ -96,6 +154,15 @@ fn default_dir_from(
     Some(base.join("sandbox-cli"))
 }
 
+/// The file name of a module's entry for an engine.
+fn entry_name(module_sha256: &[u8; 32], engine: &[u8; 32]) -> String {
+    let mut key = Sha256::new();
+    key.update(MAGIC);
+    key.update(module_sha256);
+    key.update(engine);
+    format!("{}.cwasm", hex::encode(key.finalize()))
+}
+
 /// Makes temp file names unique between threads of one process.
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -123,12 +190,7 @@ impl ModuleCache {
 
     /// The file of a module's entry for an engine.
     pub(crate) fn entry_path(&self, module_sha256: &[u8; 32], engine: &[u8; 32]) -> PathBuf {
-        let mut key = Sha256::new();
-        key.update(MAGIC);
-        key.update(module_sha256);
-        key.update(engine);
-        self.dir
-            .join(format!("{}.cwasm", hex::encode(key.finalize())))
+        self.dir.join(entry_name(module_sha256, engine))
     }
 
     pub(crate) fn lookup(
@@ -137,9 +199,17 @@ impl ModuleCache {
         fingerprint: &[u8; 32],
         module_sha256: &[u8; 32],
     ) -> Lookup {
-        // Unreadable or absent: there is no entry to trust.
-        let Ok(bytes) = std::fs::read(self.entry_path(module_sha256, fingerprint)) else {
-            return Lookup::Miss;
+        // Absent or unreadable: there is no entry to trust. Owned by another user or
+        // writable by others: not read at all.
+        let dir = match open_trusted_dir(&self.dir) {
+            None => return Lookup::Miss,
+            Some(Err(reason)) => return Lookup::Rejected(reason),
+            Some(Ok(dir)) => dir,
+        };
+        let bytes = match read_entry(&dir, &entry_name(module_sha256, fingerprint)) {
+            None => return Lookup::Miss,
+            Some(Err(reason)) => return Lookup::Rejected(reason),
+            Some(Ok(bytes)) => bytes,
         };
         if bytes.len() < HEADER_BYTES || &bytes[..16] != MAGIC {
             return Lookup::Rejected(Rejected::Corrupt);
@@ -151,10 +221,17 @@ impl ModuleCache {
             return Lookup::Rejected(Rejected::Stale);
         }
         // SAFETY: `deserialize` trusts its bytes to be what `Module::serialize` wrote. What is
-        // checked above: the entry's SHA-256 digest matches its contents, and its header
-        // names this module's SHA-256 and this engine's fingerprint; Wasmtime then checks its
-        // own header (version and configuration). Not checked here: who could have written
-        // the entry (its owner and mode), so the folder must be the user's own.
+        // checked above, on open handles: the cache folder is owned by this process's
+        // effective user (or root) and is not writable by group or others; the entry was
+        // opened beneath that very folder without following a link, is a regular file with
+        // the same owner and mode rules, and was read whole within `MAX_ENTRY_BYTES`; its
+        // SHA-256 digest matches its contents, and its header names this module's SHA-256 and
+        // this engine's fingerprint; Wasmtime then checks its own header (version and
+        // configuration). So only this user or root could have written these bytes. Not
+        // checked: the folders above the cache folder (one writable by others could swap the
+        // cache folder for another folder of this user's, which still holds only this user's
+        // files), and root or this user writing a hostile entry (they could as well replace
+        // the binary).
         #[allow(unsafe_code)]
         match unsafe { Module::deserialize(engine, &bytes[HEADER_BYTES..]) } {
             Ok(module) => Lookup::Hit(module),
@@ -183,6 +260,10 @@ impl ModuleCache {
             .create(&self.dir)
             .is_err()
         {
+            return false;
+        }
+        // A folder others can write to is not made to hold code this user will run.
+        if !matches!(open_trusted_dir(&self.dir), Some(Ok(_))) {
             return false;
         }
         let temp = self.dir.join(format!(

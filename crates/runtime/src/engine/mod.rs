@@ -5,6 +5,8 @@
 pub(crate) mod cache;
 pub(crate) mod epoch;
 pub(crate) mod limiter;
+pub mod module_limits;
+pub(crate) mod read;
 
 use wasmtime::{Config, Engine};
 

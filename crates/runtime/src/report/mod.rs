@@ -12,6 +12,12 @@ use crate::broker::events::{Event, Outcome};
 use crate::broker::Broker;
 use crate::state::Capture;
 
+pub mod escape;
+mod read;
+
+pub use escape::{escape_text, needs_escape, SHOWN_TEXT_BYTES};
+pub use read::{read_event, verify_report};
+
 /// The report format's version.
 pub const SCHEMA_VERSION: u32 = 1;
 pub use crate::engine::{SANDBOX_VERSION, WASMTIME_VERSION};
@@ -501,50 +507,56 @@ fn host_path_of(policy: &sandbox_policy::Policy, guest: &str) -> Option<std::pat
 /// JSON with object keys sorted at every level, so hashes do not depend on field order.
 pub fn canonical_json(value: &Value) -> String {
     let mut out = Vec::new();
-    write_canonical(value, &mut out);
+    write_canonical_without(value, None, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 
 /// Writes canonical JSON into `out`: keys and scalars escaped by serde_json itself, straight
-/// into the buffer (no string per key or scalar).
-fn write_canonical(value: &Value, out: &mut impl std::io::Write) {
-    // Writes to a `Vec` or a hasher cannot fail.
+/// into the buffer (no string per key or scalar). With `skip`, that key of the outermost
+/// object is left out, without copying the object.
+pub(crate) fn write_canonical_without(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
+    // Writes to a `Vec` cannot fail.
     match value {
         Value::Object(map) => {
-            let _ = out.write_all(b"{");
+            out.push(b'{');
             // serde_json's map iterates in key order unless a crate turned on
             // `preserve_order`: sort only then.
             let sorted = map.keys().zip(map.keys().skip(1)).all(|(a, b)| a <= b);
-            let mut write_entry = |i: usize, key: &String, value: &Value| {
-                if i > 0 {
-                    let _ = out.write_all(b",");
+            let mut first = true;
+            let mut write_entry = |key: &String, value: &Value| {
+                if skip == Some(key.as_str()) {
+                    return;
                 }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
                 let _ = serde_json::to_writer(&mut *out, key);
-                let _ = out.write_all(b":");
-                write_canonical(value, out);
+                out.push(b':');
+                write_canonical_without(value, None, out);
             };
             if sorted {
-                for (i, (key, value)) in map.iter().enumerate() {
-                    write_entry(i, key, value);
+                for (key, value) in map {
+                    write_entry(key, value);
                 }
             } else {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                for (i, (key, value)) in entries.into_iter().enumerate() {
-                    write_entry(i, key, value);
+                for (key, value) in entries {
+                    write_entry(key, value);
                 }
             }
-            let _ = out.write_all(b"}");
+            out.push(b'}');
         }
         Value::Array(items) => {
-            let _ = out.write_all(b"[");
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    let _ = out.write_all(b",");
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical_without(item, None, out);
             }
-            let _ = out.write_all(b"]");
+            out.push(b']');
         }
         other => {
             let _ = serde_json::to_writer(&mut *out, other);
@@ -557,14 +569,7 @@ fn canonical_hash(prefix: &str, value: &Value, skip: &str) -> String {
     // Written whole, then hashed at once: cheaper than feeding the hash many small pieces.
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(prefix.as_bytes());
-    match value {
-        Value::Object(map) if map.contains_key(skip) => {
-            let mut rest = map.clone();
-            rest.remove(skip);
-            write_canonical(&Value::Object(rest), &mut out);
-        }
-        other => write_canonical(other, &mut out),
-    }
+    write_canonical_without(value, Some(skip), &mut out);
     sha256_hex(&out)
 }
 
@@ -615,35 +620,10 @@ pub enum VerifyError {
     /// The `digest` does not match the report's content.
     #[error("the report's digest does not match its content: it was edited after the run")]
     DigestMismatch,
-}
-
-/// Checks a report's event chain and digest, working on the JSON as written so that any edit
-/// (also to fields this version does not know) is detected.
-pub fn verify_report(text: &str) -> Result<Report, VerifyError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| VerifyError::NotJson(e.to_string()))?;
-    let report: Report =
-        serde_json::from_value(value.clone()).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    let mut previous = String::new();
-    if let Some(events) = value.get("events").and_then(Value::as_array) {
-        for (i, event) in events.iter().enumerate() {
-            let expected = hash_with_previous(&previous, event);
-            let written = event.get("hash").and_then(Value::as_str).unwrap_or("");
-            if written != expected {
-                return Err(VerifyError::EventChainBroken { seq: i as u64 });
-            }
-            previous = expected;
-        }
-    }
-    let written = value
-        .get("digest")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if written != digest_of_value(&value) {
-        return Err(VerifyError::DigestMismatch);
-    }
-    Ok(report)
+    /// The bytes can be read as two different reports (a key written twice in one object):
+    /// refused before anything is checked, since readers disagree on which value counts.
+    #[error("the report can be read two ways: {0}")]
+    Ambiguous(String),
 }
 
 #[cfg(test)]
@@ -690,6 +670,116 @@ mod tests {
         )
         .unwrap();
         assert_eq!(canonical_json(&value), reference_canonical(&value));
+    }
+
+    /// A small report as `build` writes it, with its chain and digest.
+    fn sealed_report() -> String {
+        let event = |seq: u64, previous: &str| {
+            let mut value = serde_json::json!({
+                "seq": seq, "decision": "deny", "enforced": true, "capability": "fs.read",
+                "rule_id": "filesystem.default", "reason_code": "FS_PATH_NOT_ALLOWED",
+                "context": { "path": "/data/x" }
+            });
+            let hash = hash_with_previous(previous, &value);
+            value["hash"] = hash.into();
+            value
+        };
+        let first = event(0, "");
+        let second = event(1, first["hash"].as_str().unwrap());
+        let mut report = serde_json::json!({
+            "schema_version": 1,
+            "sandbox": { "version": "0", "wasmtime": "0" },
+            "outcome": { "status": "completed", "message": "m" },
+            "plugin": { "path": "p", "sha256": "s" },
+            "policy": { "path": "q", "sha256": "s", "name": "n", "mode": "enforce" },
+            "limits": { "fuel": 1, "timeout_ms": 1, "memory_bytes": 1, "max_events": 1,
+                        "module_bytes": 1, "stdout_bytes": 1, "stderr_bytes": 1 },
+            "usage": { "fuel_consumed": 1, "wall_time_ms": 0.5, "peak_memory_bytes": 0,
+                       "fs_read_bytes": 0, "fs_write_bytes": 0, "net_connections": 0,
+                       "net_egress_bytes": 0, "net_ingress_bytes": 0 },
+            "events": [first, second],
+            "events_summary": { "recorded": 2, "not_recorded": 0, "by_rule": [] },
+            "stdio": { "stdout": "", "stderr": "", "stdout_truncated": false, "stderr_truncated": false },
+            "summary": { "allowed": 0, "denied": 2 },
+            "aardvark": "a member this version does not know, sorted before `events`"
+        });
+        report["digest"] = digest_of_value(&report).into();
+        serde_json::to_string(&report).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_report_verifies_and_any_edit_or_second_meaning_is_refused() {
+        let text = sealed_report();
+        let report = verify_report(&text).unwrap();
+        assert_eq!(report.events.len(), 2);
+        assert_eq!(report.events[1].seq, 1);
+        let edited = text.replacen("\"/data/x\"", "\"/data/y\"", 1);
+        assert_eq!(
+            verify_report(&edited),
+            Err(VerifyError::EventChainBroken { seq: 0 })
+        );
+        let edited = text.replacen("a member this version", "a member that version", 1);
+        assert_eq!(verify_report(&edited), Err(VerifyError::DigestMismatch));
+        let twice = text.replacen("\"decision\"", "\"decision\":\"allow\",\"decision\"", 1);
+        assert!(
+            matches!(verify_report(&twice), Err(VerifyError::Ambiguous(m)) if m.contains("`decision`"))
+        );
+        let trailing = format!("{text} {{}}");
+        assert!(matches!(
+            verify_report(&trailing),
+            Err(VerifyError::NotJson(_))
+        ));
+        let not_array = text.replacen("\"events\":[", "\"events\":{\"a\":[", 1);
+        assert!(verify_report(&not_array).is_err());
+        // A member that sorts before `events` but is written after it: the digest is still
+        // over the canonical order.
+        let member =
+            "\"aardvark\":\"a member this version does not know, sorted before `events`\",";
+        assert!(text.starts_with(&format!("{{{member}")));
+        let moved = format!(
+            "{{{},{}}}",
+            &text[1 + member.len()..text.len() - 1],
+            &member[..member.len() - 1]
+        );
+        assert_eq!(verify_report(&moved).unwrap(), report);
+        let moved_edited = moved.replacen("this version", "that version", 1);
+        assert_eq!(
+            verify_report(&moved_edited),
+            Err(VerifyError::DigestMismatch)
+        );
+        // Without such a member the events are streamed into the digest.
+        let mut plain: Value = serde_json::from_str(&text).unwrap();
+        plain.as_object_mut().unwrap().remove("aardvark");
+        plain["digest"] = digest_of_value(&plain).into();
+        let plain = serde_json::to_string(&plain).unwrap();
+        assert_eq!(verify_report(&plain).unwrap().events.len(), 2);
+        let edited = plain.replacen("\"denied\":2", "\"denied\":3", 1);
+        assert_eq!(verify_report(&edited), Err(VerifyError::DigestMismatch));
+    }
+
+    /// Found by the `report_read` fuzz target: serde quotes the value it did not expect, so a
+    /// report could make the error printed for it span several lines.
+    #[test]
+    fn regression_a_malformed_report_error_stays_on_one_line() {
+        let forged = "{\"seq\": 0, \"decision\": \"d\\nerror: forged\\u001b[2J\"}";
+        let report = sealed_report().replacen(
+            "\"decision\":\"deny\"",
+            "\"decision\":\"d\\nerror: forged\\u001b[2J\"",
+            1,
+        );
+        for error in [
+            verify_report(&report).unwrap_err(),
+            read_event(forged).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(
+                !message.contains('\n') && !message.contains('\u{1b}'),
+                "{message}"
+            );
+            assert!(message.contains("d\\nerror: forged"), "{message}");
+        }
+        let long = format!("{{\"decision\": \"{}\"}}", "x".repeat(100_000));
+        assert!(read_event(&long).unwrap_err().to_string().len() < 1024);
     }
 
     #[test]

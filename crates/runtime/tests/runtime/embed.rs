@@ -390,6 +390,66 @@ fn corrupt_and_stale_entries_are_rejected_recompiled_and_replaced() {
     assert_eq!(std::fs::read(&entry).unwrap(), good);
 }
 
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_cache_folder_or_entry_others_could_write_is_not_read_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    cached_sandbox(&dir)
+        .load("echo.wat", ECHO.as_bytes(), "_start")
+        .unwrap();
+    let entry = only_entry(&dir);
+    let good = std::fs::read(&entry).unwrap();
+    let load = || {
+        cached_sandbox(&dir)
+            .load("echo.wat", ECHO.as_bytes(), "_start")
+            .unwrap()
+    };
+    // A folder writable by group or others: nothing read from it, nothing stored in it.
+    for mode in [0o770, 0o707, 0o1777] {
+        set_mode(&dir, mode);
+        let plugin = load();
+        assert_eq!(
+            plugin.cache_status(),
+            CacheStatus::Rejected {
+                reason: Rejected::Untrusted,
+                stored: false
+            },
+            "folder mode {mode:o}"
+        );
+        assert_eq!(plugin.call(b"x").stdout, b"x");
+    }
+    set_mode(&dir, 0o700);
+    assert_eq!(load().cache_status(), CacheStatus::Hit);
+    // An entry writable by others is not read, and is replaced by this user's own.
+    set_mode(&entry, 0o622);
+    assert_eq!(
+        load().cache_status(),
+        CacheStatus::Rejected {
+            reason: Rejected::Untrusted,
+            stored: true
+        }
+    );
+    assert_eq!(load().cache_status(), CacheStatus::Hit);
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
+    // A link where the entry should be is not followed, even to an intact entry.
+    let elsewhere = tmp.path().join("elsewhere.cwasm");
+    std::fs::rename(&entry, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+    assert_eq!(
+        load().cache_status(),
+        CacheStatus::Rejected {
+            reason: Rejected::Untrusted,
+            stored: true
+        }
+    );
+    assert!(!std::fs::symlink_metadata(&entry).unwrap().is_symlink());
+}
+
 #[test]
 fn a_cache_folder_that_cannot_be_written_only_means_compiling() {
     let tmp = tempfile::tempdir().unwrap();
