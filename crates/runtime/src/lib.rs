@@ -46,8 +46,9 @@ pub use cap::net::{MAX_HOST_BYTES, MAX_OPEN_CONNECTIONS};
 pub use engine::cache::{CacheStatus, ModuleCache, Rejected};
 pub use engine::limiter::LimitHit;
 pub use guest::MAX_IO_BYTES;
+pub use report::stream::{EventSink, JsonLinesSink, RunInfo};
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
-pub use sandbox::{Allocation, Call, Plugin, Sandbox, SandboxBuilder};
+pub use sandbox::{Allocation, Call, CancelHandle, Plugin, Sandbox, SandboxBuilder};
 pub use state::{DenyTrap, OutputStreams};
 
 /// Not part of the API: entry points for the benchmarks and the allocation test, compiled
