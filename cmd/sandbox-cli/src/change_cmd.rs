@@ -1,7 +1,6 @@
 //! `policy diff` and `policy replay`: what a policy change does, to the policy's grants and to
 //! the requests of real runs. The comparing and deciding is in `sandbox_policy::{diff, replay}`.
 
-use anyhow::{anyhow, Context};
 use sandbox_policy::replay::{
     budget_checks, replay as replay_events, BudgetCheck, ChangeKind, RecordedEvent, Replayed,
 };
@@ -64,11 +63,11 @@ struct ReplayDoc<'a> {
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
-    let text = std::fs::read_to_string(&args.report_file)
-        .with_context(|| format!("cannot read report `{}`", args.report_file.display()))?;
     // An edited report would make the replay say what no run asked: refuse it.
-    let report = sandbox_runtime::verify_report(&text)
-        .map_err(|e| anyhow!("report `{}`: {e}", args.report_file.display()))?;
+    let (report, report_file) = crate::events_file::read_verified(
+        args.report_file.as_deref(),
+        args.events_file.as_deref(),
+    )?;
     let (policy, _) = load_policy(&args.policy, Mounts::MayBeMissing)?;
     let events: Vec<RecordedEvent> = report
         .events
@@ -124,7 +123,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         .any(|b| !b.fits && b.budget != "budgets.timeout_ms");
     let changed = r.changes().next().is_some() || budget_change;
     let doc = ReplayDoc {
-        report: args.report_file.display().to_string(),
+        report: report_file.display().to_string(),
         policy: args.policy.display().to_string(),
         plugin: &report.plugin.path,
         run_policy: &report.policy.path,

@@ -31,6 +31,7 @@ macro_rules! errln {
 mod args;
 mod cache_cmd;
 mod change_cmd;
+mod events_file;
 mod explain;
 mod fix_cmd;
 mod learn_cmd;
@@ -38,6 +39,7 @@ mod output;
 mod policy_cmd;
 mod policy_load;
 mod run_cmd;
+mod signals;
 mod text;
 
 use std::process::ExitCode;
@@ -63,6 +65,8 @@ pub enum Exit {
     MemoryLimit,
     /// `run --exit-code guest`: the guest's `proc_exit` code.
     Guest(u8),
+    /// 128 + the signal that cancelled the run: 130 for SIGINT, 143 for SIGTERM.
+    Signal(u8),
 }
 
 impl Exit {
@@ -76,7 +80,7 @@ impl Exit {
             Exit::FuelExhausted => 4,
             Exit::Timeout => 5,
             Exit::MemoryLimit => 6,
-            Exit::Guest(code) => code,
+            Exit::Guest(code) | Exit::Signal(code) => code,
         }
     }
 }
@@ -90,6 +94,7 @@ impl From<sandbox_runtime::Status> for Exit {
             Status::FuelExhausted => Exit::FuelExhausted,
             Status::Timeout => Exit::Timeout,
             Status::MemoryLimit => Exit::MemoryLimit,
+            Status::Cancelled => Exit::Signal(130),
         }
     }
 }
