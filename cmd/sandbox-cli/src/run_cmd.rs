@@ -275,21 +275,27 @@ fn verify_events(args: &VerifyArgs) -> anyhow::Result<Exit> {
         .as_deref()
         .ok_or_else(|| anyhow!("give `--report-file` or `--events-file`"))?;
     let stream = crate::events_file::read_stream(path)?;
-    let ended = match &stream.end {
+    let (ended, digest) = match &stream.end {
         Some(end) => {
             let status = serde_json::to_value(end.outcome.status)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            format!("the run ended `{status}`, report digest {}", end.digest)
+            (
+                format!("the run ended `{status}`"),
+                format!(", report digest {}", end.digest),
+            )
         }
-        None => "no `end` line: the run was killed before it ended".to_owned(),
+        None => (
+            "no `end` line: the run was killed before it ended".to_owned(),
+            String::new(),
+        ),
     };
     outln!(
-        "events file `{}` is intact: run {}, {} events chained; {ended}",
+        "events file `{}` is intact: {} events chained; {ended}\n  run id {}{digest}",
         neutralize(&path.display().to_string()),
+        stream.events.len(),
         stream.run.run_id,
-        stream.events.len()
     );
     Ok(Exit::Ok)
 }
