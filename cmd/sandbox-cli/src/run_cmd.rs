@@ -68,7 +68,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             };
             plugin.call_cancellable(&input, &args.args, streams, signals.handle())
         }
-        Loaded::Cancelled(output) => output,
+        Loaded::Cancelled(output) => *output,
     };
     let exit = match signals.caught() {
         Some(code) if output.report.outcome.status == Status::Cancelled => Exit::Signal(code),
@@ -95,7 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 /// A loaded plugin, or the report of a run cancelled while it compiled.
 enum Loaded {
     Plugin(sandbox_runtime::Plugin),
-    Cancelled(RunOutput),
+    Cancelled(Box<RunOutput>),
 }
 
 /// Loads (compiles) the plugin on a thread of its own, so a signal during compilation ends
@@ -123,9 +123,9 @@ fn load_or_cancel(
     let loaded = match spawned {
         Ok(_) => loop {
             if let Some(by) = signals.cancelled_by() {
-                return Ok(Loaded::Cancelled(
+                return Ok(Loaded::Cancelled(Box::new(
                     sandbox.cancelled_report(path, &bytes, &by),
-                ));
+                )));
             }
             match receive.recv_timeout(std::time::Duration::from_millis(5)) {
                 Ok(loaded) => break loaded,
