@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// to the terminal, with a one-line summary on stderr
     #[arg(long)]
     pub report_file: Option<PathBuf>,
+    /// Write every recorded event to this file as JSON Lines while the run goes (a `run`
+    /// line, the events as in the report, an `end` line)
+    #[arg(long)]
+    pub events: Option<PathBuf>,
     /// Write the guest's raw stdout bytes to this file
     #[arg(long)]
     pub stdout: Option<PathBuf>,
@@ -123,15 +127,18 @@ pub struct ExplainArgs {
     /// The report to read
     #[arg(
         long,
-        required_unless_present = "event_json",
-        conflicts_with = "event_json"
+        required_unless_present_any = ["event_json", "events_file"],
+        conflicts_with_all = ["event_json", "events_file"]
     )]
     pub report_file: Option<PathBuf>,
+    /// An event stream written by `run --events`, read instead of a report
+    #[arg(long, conflicts_with = "event_json")]
+    pub events_file: Option<PathBuf>,
     /// Which event (0-based)
     #[arg(long, required_unless_present_any = ["event_json", "all"], conflicts_with = "all")]
     pub event_index: Option<usize>,
     /// Explain every deny of the report
-    #[arg(long, requires = "report_file")]
+    #[arg(long, conflicts_with = "event_json")]
     pub all: bool,
     /// One event saved on its own as JSON
     #[arg(long)]
@@ -237,8 +244,16 @@ pub struct DiffArgs {
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// The report whose requests to decide again
-    #[arg(long, visible_alias = "report")]
-    pub report_file: PathBuf,
+    #[arg(
+        long,
+        visible_alias = "report",
+        required_unless_present = "events_file",
+        conflicts_with = "events_file"
+    )]
+    pub report_file: Option<PathBuf>,
+    /// An event stream written by `run --events`, read instead of a report
+    #[arg(long)]
+    pub events_file: Option<PathBuf>,
     /// The policy to decide them under
     #[arg(long)]
     pub policy: PathBuf,
@@ -311,6 +326,13 @@ pub enum ReportCommand {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The report to check (JSON, as `run` writes it)
+    #[arg(
+        long,
+        required_unless_present = "events_file",
+        conflicts_with = "events_file"
+    )]
+    pub report_file: Option<PathBuf>,
+    /// An event stream to check instead (JSON Lines, as `run --events` writes it)
     #[arg(long)]
-    pub report_file: PathBuf,
+    pub events_file: Option<PathBuf>,
 }

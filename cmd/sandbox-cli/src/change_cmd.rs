@@ -1,7 +1,6 @@
 //! `policy diff` and `policy replay`: what a policy change does, to the policy's grants and to
 //! the requests of real runs. The comparing and deciding is in `sandbox_policy::{diff, replay}`.
 
-use anyhow::anyhow;
 use sandbox_policy::replay::{
     budget_checks, replay as replay_events, BudgetCheck, ChangeKind, Replayed,
 };
@@ -64,14 +63,11 @@ struct ReplayDoc<'a> {
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
-    let text = crate::bounded::read_text(
-        &args.report_file,
-        "report",
-        crate::bounded::MAX_REPORT_BYTES,
-    )?;
     // An edited report would make the replay say what no run asked: refuse it.
-    let report = sandbox_runtime::verify_report(&text)
-        .map_err(|e| anyhow!("report `{}`: {e}", args.report_file.display()))?;
+    let (report, report_file) = crate::events_file::read_verified(
+        args.report_file.as_deref(),
+        args.events_file.as_deref(),
+    )?;
     let (policy, _) = load_policy(&args.policy, Mounts::MayBeMissing)?;
     // The report's events are the type replay reads.
     let r = replay_events(&policy, &report.events);
@@ -114,7 +110,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<Exit> {
         .any(|b| !b.fits && b.budget != "budgets.timeout_ms");
     let changed = r.changes().next().is_some() || budget_change;
     let doc = ReplayDoc {
-        report: args.report_file.display().to_string(),
+        report: report_file.display().to_string(),
         policy: args.policy.display().to_string(),
         plugin: &report.plugin.path,
         run_policy: &report.policy.path,

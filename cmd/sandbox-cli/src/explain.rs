@@ -130,14 +130,15 @@ fn load_events(args: &ExplainArgs, notes: &mut Vec<String>) -> anyhow::Result<Ev
         notes.push("a lone event cannot be checked against its report's hash chain".to_owned());
         return Ok((vec![event], None));
     }
-    let Some(path) = &args.report_file else {
+    if args.report_file.is_none() && args.events_file.is_none() {
         return Err(anyhow!(
             "give `--report-file` with `--event-index` or `--all`, or `--event-json`"
         ));
-    };
-    let text = crate::bounded::read_text(path, "report", crate::bounded::MAX_REPORT_BYTES)?;
-    let report = sandbox_runtime::verify_report(&text)
-        .map_err(|e| anyhow!("report `{}`: {e}", path.display()))?;
+    }
+    let (report, path) = crate::events_file::read_verified(
+        args.report_file.as_deref(),
+        args.events_file.as_deref(),
+    )?;
     let policy = Some((PathBuf::from(&report.policy.path), report.policy.sha256));
     if args.all {
         let denies = report
@@ -161,7 +162,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
     let source = PolicySource::load(
         args.policy.as_ref(),
         report_policy.as_ref(),
-        args.report_file.as_ref(),
+        args.report_file.as_ref().or(args.events_file.as_ref()),
         &mut notes,
     );
     let explanations: Vec<Explanation> = events
@@ -177,7 +178,8 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<Exit> {
         }
         (TextOrJson::Text, _) => {
             if args.all {
-                let file = args.report_file.as_ref().map(|p| p.display().to_string());
+                let file = args.report_file.as_ref().or(args.events_file.as_ref());
+                let file = file.map(|p| p.display().to_string());
                 outln!(
                     "{} {} in `{}`\n",
                     explanations.len(),

@@ -32,6 +32,7 @@ mod args;
 mod bounded;
 mod cache_cmd;
 mod change_cmd;
+mod events_file;
 mod explain;
 mod fix_cmd;
 mod learn_cmd;
@@ -39,6 +40,7 @@ mod output;
 mod policy_cmd;
 mod policy_load;
 mod run_cmd;
+mod signals;
 mod text;
 
 use std::process::ExitCode;
@@ -64,6 +66,8 @@ pub enum Exit {
     MemoryLimit,
     /// `run --exit-code guest`: the guest's `proc_exit` code.
     Guest(u8),
+    /// 128 + the signal that cancelled the run: 130 for SIGINT, 143 for SIGTERM.
+    Signal(u8),
 }
 
 impl Exit {
@@ -77,7 +81,7 @@ impl Exit {
             Exit::FuelExhausted => 4,
             Exit::Timeout => 5,
             Exit::MemoryLimit => 6,
-            Exit::Guest(code) => code,
+            Exit::Guest(code) | Exit::Signal(code) => code,
         }
     }
 }
@@ -91,6 +95,7 @@ impl From<sandbox_runtime::Status> for Exit {
             Status::FuelExhausted => Exit::FuelExhausted,
             Status::Timeout => Exit::Timeout,
             Status::MemoryLimit => Exit::MemoryLimit,
+            Status::Cancelled => Exit::Signal(130),
         }
     }
 }

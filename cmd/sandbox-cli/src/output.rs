@@ -72,6 +72,15 @@ impl OutputFile {
     }
 }
 
+/// Opens `path` for writing now, with the checks of [`OutputFile::check`], and empties it:
+/// for a file written as the run goes (the event stream).
+pub fn open_for_writing(path: &Path, what: &str) -> anyhow::Result<File> {
+    let file = open_checked(path, what, true)?;
+    file.set_len(0)
+        .map_err(|e| anyhow!("cannot write {what} `{}`: {e}", path.display()))?;
+    Ok(file)
+}
+
 /// Opens `path` for writing without following a final symlink and refuses anything but a
 /// regular file. `create`: make it when missing. Nothing is truncated here.
 fn open_checked(path: &Path, what: &str, create: bool) -> anyhow::Result<File> {

@@ -16,6 +16,8 @@ use crate::text::{neutralize, one_line, to_json};
 use crate::Exit;
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    // First, before any thread starts, so every thread inherits the blocked signals.
+    let signals = crate::signals::watch();
     let (policy, policy_bytes) = load_policy(&args.policy, Mounts::MustExist)?;
     // Every output is opened before anything runs: a missing folder or a symlink costs no run.
     let open = |path: &Option<std::path::PathBuf>, what| -> anyhow::Result<Option<OutputFile>> {
@@ -26,7 +28,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let report_file = open(&args.report_file, "report")?;
     let stdout_file = open(&args.stdout, "stdout")?;
     let stderr_file = open(&args.stderr, "stderr")?;
-    let outputs: Vec<&OutputFile> = [&report_file, &stdout_file, &stderr_file]
+    let events_file = open(&args.events, "events")?;
+    let outputs: Vec<&OutputFile> = [&report_file, &stdout_file, &stderr_file, &events_file]
         .into_iter()
         .flatten()
         .collect();
@@ -40,45 +43,47 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     };
     let cache_dir = cache.as_ref().map(|c| c.dir().to_owned());
     // One call: on-demand allocation, no pool to set up.
-    let sandbox = Sandbox::builder(Arc::new(policy))
+    let mut builder = Sandbox::builder(Arc::new(policy))
         .policy_source(args.policy.display().to_string(), sha256_hex(&policy_bytes))
         .allocation(Allocation::OnDemand)
-        .cache(cache)
-        .build()
-        .map_err(|e| start_error(e, &[], None))?;
-    let plugin = sandbox
-        .load(
-            &args.plugin.display().to_string(),
-            &plugin_bytes,
-            &args.entry,
-        )
-        .map_err(|e| start_error(e, &plugin_bytes, Some(sandbox.engine())))?;
-    if let (
-        Some(dir),
-        CacheStatus::Rejected {
-            reason: Rejected::Untrusted,
-            ..
-        },
-    ) = (cache_dir, plugin.cache_status())
-    {
-        let warning = format!(
-            "warning: the module cache `{}` (or its entry) is owned by another user or writable by group or others: not used; compiled instead\n",
-            neutralize(&dir.display().to_string())
-        );
-        output::to_stderr(warning.as_bytes());
-    }
-    // With a report file, the guest's output goes to the terminal as it is written, as
-    // `wasmtime run` prints it; without one, stdout carries the report alone.
-    let streams = match report_file {
-        Some(_) => OutputStreams {
-            stdout: Some(Box::new(std::io::stdout())),
-            stderr: Some(Box::new(std::io::stderr())),
-        },
-        None => OutputStreams::default(),
+        .cache(cache);
+    let events = match &events_file {
+        Some(file) => Some(crate::events_file::open(&file.path)?),
+        None => None,
     };
-    let output = plugin.call_streaming(&input, &args.args, streams);
-    let exit = exit_for(&output.report, args.exit_code);
+    if let Some(sink) = &events {
+        builder = builder.event_sink(sink.clone());
+    }
+    let sandbox = builder.build().map_err(|e| start_error(e, &[], None))?;
+    let plugin_path = args.plugin.display().to_string();
+    let output = match load_or_cancel(&sandbox, &plugin_path, plugin_bytes, &args, &signals)? {
+        Loaded::Plugin(plugin) => {
+            warn_untrusted_cache(cache_dir.as_deref(), plugin.cache_status());
+            // With a report file, the guest's output goes to the terminal as it is written, as
+            // `wasmtime run` prints it; without one, stdout carries the report alone.
+            let streams = match report_file {
+                Some(_) => OutputStreams {
+                    stdout: Some(Box::new(std::io::stdout())),
+                    stderr: Some(Box::new(std::io::stderr())),
+                },
+                None => OutputStreams::default(),
+            };
+            plugin.call_cancellable(&input, &args.args, streams, signals.handle())
+        }
+        Loaded::Cancelled(output) => *output,
+    };
+    let exit = match signals.caught() {
+        Some(code) if output.report.outcome.status == Status::Cancelled => Exit::Signal(code),
+        _ => exit_for(&output.report, args.exit_code),
+    };
     // From here on nothing changes the exit code: write failures are said on stderr.
+    if let Some(error) = events.as_ref().and_then(|sink| sink.error()) {
+        let shown = args.events.as_deref().unwrap_or(std::path::Path::new(""));
+        say_error(Err(anyhow!(
+            "cannot write events `{}`: {error}",
+            shown.display()
+        )));
+    }
     if let Some(file) = stdout_file {
         say_error(file.write(&output.stdout));
     }
@@ -87,6 +92,56 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     deliver(&args, report_file, &output);
     Ok(exit)
+}
+
+/// A loaded plugin, or the report of a run cancelled while it compiled.
+enum Loaded {
+    Plugin(sandbox_runtime::Plugin),
+    Cancelled(Box<RunOutput>),
+}
+
+/// Loads (compiles) the plugin on a thread of its own, so a signal during compilation ends
+/// the run at once with a `cancelled` report; the compiling thread ends with the process.
+fn load_or_cancel(
+    sandbox: &Sandbox,
+    path: &str,
+    bytes: Vec<u8>,
+    args: &RunArgs,
+    signals: &crate::signals::Signals,
+) -> anyhow::Result<Loaded> {
+    let (send, receive) = std::sync::mpsc::channel();
+    let bytes = Arc::new(bytes);
+    let (loader, shared, name, entry) = (
+        sandbox.clone(),
+        Arc::clone(&bytes),
+        path.to_owned(),
+        args.entry.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("sandbox-load".into())
+        .spawn(move || {
+            let _ = send.send(loader.load(&name, &shared, &entry));
+        });
+    let loaded = match spawned {
+        Ok(_) => loop {
+            if let Some(by) = signals.cancelled_by() {
+                return Ok(Loaded::Cancelled(Box::new(
+                    sandbox.cancelled_report(path, &bytes, &by),
+                )));
+            }
+            match receive.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok(loaded) => break loaded,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(anyhow!("plugin `{path}` could not be loaded"));
+                }
+            }
+        },
+        // No thread to spare: load here, where a signal waits for the compilation.
+        Err(_) => sandbox.load(path, &bytes, &args.entry),
+    };
+    let plugin = loaded.map_err(|e| start_error(e, &bytes, Some(sandbox.engine())))?;
+    Ok(Loaded::Plugin(plugin))
 }
 
 /// A start error as one sentence in the CLI's words: its own text only (a mount error's
@@ -132,6 +187,24 @@ fn exports(engine: &wasmtime::Engine, bytes: &[u8]) -> Option<Vec<String>> {
         })
         .collect();
     Some(list)
+}
+
+/// One warning line when the module cache was not used because others could write it.
+fn warn_untrusted_cache(dir: Option<&std::path::Path>, status: CacheStatus) {
+    if let (
+        Some(dir),
+        CacheStatus::Rejected {
+            reason: Rejected::Untrusted,
+            ..
+        },
+    ) = (dir, status)
+    {
+        let warning = format!(
+            "warning: the module cache `{}` (or its entry) is owned by another user or writable by group or others: not used; compiled instead\n",
+            neutralize(&dir.display().to_string())
+        );
+        output::to_stderr(warning.as_bytes());
+    }
 }
 
 /// The exit code of a finished run.
@@ -196,21 +269,52 @@ fn say_error(result: anyhow::Result<()>) {
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
-    let text = crate::bounded::read_text(
-        &args.report_file,
-        "report",
-        crate::bounded::MAX_REPORT_BYTES,
-    )?;
+    let Some(report_file) = &args.report_file else {
+        return verify_events(&args);
+    };
+    let text = crate::bounded::read_text(report_file, "report", crate::bounded::MAX_REPORT_BYTES)?;
     match sandbox_runtime::verify_report(&text) {
         Ok(report) => {
             outln!(
                 "report `{}` is intact: {} events chained, digest {}",
-                args.report_file.display(),
+                report_file.display(),
                 report.events.len(),
                 report.digest
             );
             Ok(Exit::Ok)
         }
-        Err(e) => Err(anyhow!("report `{}`: {e}", args.report_file.display())),
+        Err(e) => Err(anyhow!("report `{}`: {e}", report_file.display())),
     }
+}
+
+/// `report verify --events-file`: the stream's chain, and how the run ended.
+fn verify_events(args: &VerifyArgs) -> anyhow::Result<Exit> {
+    let path = args
+        .events_file
+        .as_deref()
+        .ok_or_else(|| anyhow!("give `--report-file` or `--events-file`"))?;
+    let stream = crate::events_file::read_stream(path)?;
+    let (ended, digest) = match &stream.end {
+        Some(end) => {
+            let status = serde_json::to_value(end.outcome.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (
+                format!("the run ended `{status}`"),
+                format!(", report digest {}", end.digest),
+            )
+        }
+        None => (
+            "no `end` line: the run was killed before it ended".to_owned(),
+            String::new(),
+        ),
+    };
+    outln!(
+        "events file `{}` is intact: {} events chained; {ended}\n  run id {}{digest}",
+        neutralize(&path.display().to_string()),
+        stream.events.len(),
+        stream.run.run_id,
+    );
+    Ok(Exit::Ok)
 }

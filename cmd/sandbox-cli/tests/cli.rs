@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod events;
 mod wasi;
 
 fn repo_root() -> PathBuf {

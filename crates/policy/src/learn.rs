@@ -54,6 +54,7 @@ fn ends_run(reason: ReasonCode) -> bool {
             | ReasonCode::Timeout
             | ReasonCode::MemoryLimit
             | ReasonCode::Trapped
+            | ReasonCode::Cancelled
     )
 }
 

@@ -109,6 +109,9 @@ reason_codes! {
     Trapped = "TRAPPED":
         "the plugin trapped (an unreachable, a bad memory access, a stack overflow, or `on_deny: trap`)",
         "read the trap message; fix the plugin, or the policy if a deny ended the run";
+    Cancelled = "CANCELLED":
+        "the run was cancelled from outside (SIGINT or SIGTERM to `run`, or an embedder's cancel handle)",
+        "nothing in the policy: run the plugin again if the work is still wanted";
 }
 
 impl std::fmt::Display for ReasonCode {

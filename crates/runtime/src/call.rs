@@ -13,11 +13,12 @@ use wasmtime::{
 
 use crate::abi::{self, wasi_p1::GuestExit};
 use crate::broker::events::{EventLog, Outcome};
-use crate::broker::Broker;
+use crate::broker::{Broker, CancelFlag};
 use crate::cap::fs::{MountError, Mounts};
 use crate::cap::net::Connections;
 use crate::engine::epoch;
 use crate::engine::limiter::{LimitHit, RunLimiter};
+use crate::report::stream::{EventSink, RunInfo, SinkTap};
 use crate::report::{self, Report, Status, Subject};
 use crate::state::wasi::WasiState;
 use crate::state::{Capture, DenyTrap, OutputStreams, RunState};
@@ -125,7 +126,15 @@ enum Ended {
     FuelExhausted,
     Timeout,
     MemoryLimit(LimitHit),
+    Cancelled(String),
 }
+
+/// Epoch ticks between two looks at a call's cancel flag while Wasm code runs: a cancel
+/// ends the code within about this many milliseconds.
+const CANCEL_POLL_TICKS: u64 = 5;
+
+/// The sinks a call hands its events to.
+pub(crate) type Sinks = Arc<[Arc<dyn EventSink>]>;
 
 fn classify(error: &wasmtime::Error) -> Ended {
     if let Some(hit) = error.downcast_ref::<LimitHit>() {
@@ -282,6 +291,10 @@ pub(crate) struct CallInput {
     pub streams: OutputStreams,
     /// In audit mode, connect and look up nothing the policy would deny.
     pub refuse_relaxed_network: bool,
+    /// Set from another thread to end the call.
+    pub cancel: Arc<CancelFlag>,
+    /// Where the call's events go as they are recorded (none: only the report).
+    pub sinks: Option<Sinks>,
 }
 
 /// The state of one call: its own broker (usage, quotas, event log), limiter, stdio and WASI
@@ -292,9 +305,14 @@ pub(crate) fn new_state(
     call: CallInput,
     deadline: Instant,
     log: EventLog,
+    run: Option<&Arc<RunInfo>>,
 ) -> RunState {
     let mut broker = Broker::with_log(Arc::clone(policy), deadline, log);
     broker.refuse_relaxed_network = call.refuse_relaxed_network;
+    broker.set_cancel(Arc::clone(&call.cancel));
+    if let (Some(run), Some(sinks)) = (run, &call.sinks) {
+        broker.set_tap(Box::new(SinkTap::new(Arc::clone(run), Arc::clone(sinks))));
+    }
     let wasi = if call.uses_wasi {
         WasiState::new(policy, mounts, &call.program, &call.args)
     } else {
@@ -339,6 +357,8 @@ pub(crate) struct Prepared {
     entry: Option<TypedFunc<(), ()>>,
     started: Instant,
     fuel_limit: u64,
+    /// The run's first stream line and its sinks, when the call has sinks.
+    stream: Option<(Arc<RunInfo>, Sinks)>,
 }
 
 /// The per-call setup: fresh state, fuel, the wall-clock deadline (the shared epoch thread
@@ -349,21 +369,32 @@ pub(crate) fn instantiate(
     mounts: &Mounts,
     call: CallInput,
     log: EventLog,
+    subject: &Subject,
 ) -> Prepared {
     let timeout = Duration::from_millis(policy.budgets.timeout_ms.value);
+    let stream = call.sinks.clone().map(|sinks| {
+        let run = Arc::new(report::run_info(policy, subject));
+        for sink in sinks.iter() {
+            sink.run_started(&run);
+        }
+        (run, sinks)
+    });
     let started = Instant::now();
-    let state = new_state(policy, mounts, call, started + timeout, log);
+    let run = stream.as_ref().map(|(run, _)| run);
+    let state = new_state(policy, mounts, call, started + timeout, log, run);
     let mut store = Store::new(pre.module().engine(), state);
     store.limiter(|state| &mut state.limiter);
     let fuel_limit = policy.budgets.fuel.value;
     let fuel_set = store.set_fuel(fuel_limit);
-    store.set_epoch_deadline(epoch::ticks_for(timeout));
+    store.set_epoch_deadline(epoch::ticks_for(timeout).min(CANCEL_POLL_TICKS));
     store.epoch_deadline_callback(|store| {
+        // Zero once the call is cancelled, too.
         let left = store.data().broker.remaining();
         if left.is_zero() {
             Err(wasmtime::Error::new(Trap::Interrupt))
         } else {
-            Ok(UpdateDeadline::Continue(epoch::ticks_for(left)))
+            let ticks = epoch::ticks_for(left).min(CANCEL_POLL_TICKS);
+            Ok(UpdateDeadline::Continue(ticks))
         }
     });
     let instance = match fuel_set {
@@ -376,6 +407,7 @@ pub(crate) fn instantiate(
         entry: None,
         started,
         fuel_limit,
+        stream,
     }
 }
 
@@ -424,13 +456,19 @@ pub(crate) fn finish(
     exports: &Exports,
     subject: &Subject,
 ) -> (RunOutput, EventLog) {
-    let ended = prepared.invoke(exports);
+    let mut ended = prepared.invoke(exports);
     let Prepared {
         mut store,
         started,
         fuel_limit,
+        stream,
         ..
     } = prepared;
+    // A cancel makes the deadline pass: the run ends as a timeout would, but was cancelled.
+    let cancel = Arc::clone(store.data().broker.cancel_flag());
+    if matches!(ended, Ended::Timeout) && cancel.is_cancelled() {
+        ended = Ended::Cancelled(cancel.reason());
+    }
     // A deterministic run's report is the same bytes run after run: the wall time is left at
     // zero (the budget still ends the run).
     let wall_time = if store.data().broker.policy().deterministic {
@@ -515,7 +553,12 @@ pub(crate) fn finish(
             );
             (Status::MemoryLimit, message)
         }
+        Ended::Cancelled(by) => {
+            record_cancel(&mut state.broker, &by);
+            (Status::Cancelled, format!("the run was cancelled ({by})"))
+        }
     };
+    state.broker.events_final();
     let mut state = store.into_data();
     let report = report::build(report::ReportInput {
         status,
@@ -529,6 +572,11 @@ pub(crate) fn finish(
         stdout: &state.stdout,
         stderr: &state.stderr,
     });
+    if let Some((run, sinks)) = &stream {
+        for sink in sinks.iter() {
+            sink.run_ended(run, &report);
+        }
+    }
     let log = state.broker.take_log();
     let output = RunOutput {
         report,
@@ -536,4 +584,57 @@ pub(crate) fn finish(
         stderr: state.stderr.bytes,
     };
     (output, log)
+}
+
+fn record_cancel(broker: &mut Broker, by: &str) {
+    broker.record_budget(
+        "run",
+        "run.cancel",
+        ReasonCode::Cancelled,
+        Outcome::Cancelled { by: by.to_owned() },
+    );
+}
+
+/// The report of a call cancelled before it started (while the plugin compiled): no usage,
+/// and one event, `CANCELLED`. Sinks get the whole stream.
+pub(crate) fn cancelled_before_start(
+    policy: &Arc<Policy>,
+    subject: &Subject,
+    sinks: Option<Sinks>,
+    by: &str,
+) -> RunOutput {
+    let max = usize::try_from(policy.limits.max_events.value).unwrap_or(usize::MAX);
+    let mut broker = Broker::with_log(Arc::clone(policy), Instant::now(), EventLog::new(max));
+    let stream = sinks.map(|sinks| (Arc::new(report::run_info(policy, subject)), sinks));
+    if let Some((run, sinks)) = &stream {
+        for sink in sinks.iter() {
+            sink.run_started(run);
+        }
+        broker.set_tap(Box::new(SinkTap::new(Arc::clone(run), Arc::clone(sinks))));
+    }
+    record_cancel(&mut broker, by);
+    broker.events_final();
+    let empty = Capture::new(0, None);
+    let report = report::build(report::ReportInput {
+        status: Status::Cancelled,
+        message: format!("the run was cancelled ({by}) before the plugin started"),
+        exit_code: None,
+        subject,
+        broker: &broker,
+        fuel_consumed: 0,
+        wall_time: Duration::ZERO,
+        peak_memory: 0,
+        stdout: &empty,
+        stderr: &empty,
+    });
+    if let Some((run, sinks)) = &stream {
+        for sink in sinks.iter() {
+            sink.run_ended(run, &report);
+        }
+    }
+    RunOutput {
+        report,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
 }

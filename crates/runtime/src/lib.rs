@@ -48,8 +48,9 @@ pub use engine::limiter::LimitHit;
 pub use engine::module_limits;
 pub use engine::read::{read_regular_file, ReadError};
 pub use guest::MAX_IO_BYTES;
+pub use report::stream::{EventSink, JsonLinesSink, RunInfo};
 pub use report::{sha256_hex, verify_report, Report, Status, VerifyError};
-pub use sandbox::{Allocation, Call, Plugin, Sandbox, SandboxBuilder};
+pub use sandbox::{Allocation, Call, CancelHandle, Plugin, Sandbox, SandboxBuilder};
 pub use state::{DenyTrap, OutputStreams};
 
 /// Not part of the API: entry points for the benchmarks and the allocation test, compiled

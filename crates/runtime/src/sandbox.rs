@@ -51,10 +51,12 @@ use wasmtime::{
 };
 
 use crate::broker::events::EventLog;
-use crate::call::{self as run, Prepared, RunOutput, StartError};
+use crate::broker::CancelFlag;
+use crate::call::{self as run, Prepared, RunOutput, Sinks, StartError};
 use crate::cap::fs::Mounts;
 use crate::engine::cache::{engine_fingerprint, CacheStatus, Lookup, ModuleCache};
 use crate::engine::epoch::{Running, Ticker};
+use crate::report::stream::EventSink;
 use crate::report::Subject;
 use crate::state::{OutputStreams, RunState};
 
@@ -85,9 +87,18 @@ pub struct SandboxBuilder {
     cache: Option<ModuleCache>,
     engine: Option<Engine>,
     refuse_relaxed_network: bool,
+    sinks: Vec<Arc<dyn EventSink>>,
 }
 
 impl SandboxBuilder {
+    /// Hands every call's events to `sink` as they are recorded, besides the report: a
+    /// `run` line's worth when the call starts, each event when it is final, the report when
+    /// it ends. May be given more than once; each sink gets everything.
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
     /// In audit mode, record the connections and name lookups the policy would deny without
     /// making them: the guest gets the deny's error code. `policy learn` uses it so a learning
     /// run reaches no host the base policy forbids. Off by default.
@@ -192,6 +203,7 @@ impl SandboxBuilder {
                 fallback_reason,
                 cache: self.cache,
                 refuse_relaxed_network: self.refuse_relaxed_network,
+                sinks: (!self.sinks.is_empty()).then(|| Sinks::from(self.sinks)),
                 ticker,
                 logs: Mutex::new(Vec::new()),
             }),
@@ -314,6 +326,7 @@ struct Inner {
     fallback_reason: Option<String>,
     cache: Option<ModuleCache>,
     refuse_relaxed_network: bool,
+    sinks: Option<Sinks>,
     ticker: Ticker,
     /// Event logs of finished calls, storage kept, for the next calls.
     logs: Mutex<Vec<EventLog>>,
@@ -356,6 +369,7 @@ impl Sandbox {
             cache: None,
             engine: None,
             refuse_relaxed_network: false,
+            sinks: Vec::new(),
         }
     }
 
@@ -461,6 +475,20 @@ impl Sandbox {
             }
         }
         self.compile_and_finish(path, bytes, entry, module_sha256, rejected)
+    }
+
+    /// The report of a call cancelled before it could start, e.g. while `bytes` compiled:
+    /// outcome `cancelled`, one `CANCELLED` event saying `by` what, no usage. Event sinks get
+    /// it as a whole stream. `path` is the name the report shows.
+    pub fn cancelled_report(&self, path: &str, bytes: &[u8], by: &str) -> RunOutput {
+        let inner = &self.inner;
+        let subject = Subject {
+            plugin_path: path.to_owned(),
+            plugin_sha256: hex::encode(Sha256::digest(bytes)),
+            policy_path: inner.policy_path.clone(),
+            policy_sha256: inner.policy_sha256.clone(),
+        };
+        run::cancelled_before_start(&inner.policy, &subject, inner.sinks.clone(), by)
     }
 
     /// Reads a plugin file and [`load`](Sandbox::load)s it. Only a regular file is read, and
@@ -614,7 +642,23 @@ impl Plugin {
         args: &[String],
         streams: OutputStreams,
     ) -> RunOutput {
-        self.prepare_call(input, args, streams).run()
+        self.prepare_call(input, args, streams, CancelHandle::new())
+            .run()
+    }
+
+    /// [`call_streaming`](Plugin::call_streaming) that `cancel` can end from another thread:
+    /// Wasm code stops within a few milliseconds, a blocking host call at the end of its
+    /// current slice, and the report's outcome is `cancelled` with a `CANCELLED` event. A
+    /// handle cancelled before the call starts ends it at once.
+    pub fn call_cancellable(
+        &self,
+        input: &[u8],
+        args: &[String],
+        streams: OutputStreams,
+        cancel: &CancelHandle,
+    ) -> RunOutput {
+        self.prepare_call(input, args, streams, cancel.clone())
+            .run()
     }
 
     /// The first half of [`call`](Plugin::call): fresh state and a new instance (which runs
@@ -636,10 +680,16 @@ impl Plugin {
 
     /// [`instantiate`](Plugin::instantiate) with a WASI argv after the program name.
     pub fn instantiate_with_args(&self, input: &[u8], args: &[String]) -> Call<'_> {
-        self.prepare_call(input, args, OutputStreams::default())
+        self.prepare_call(input, args, OutputStreams::default(), CancelHandle::new())
     }
 
-    fn prepare_call(&self, input: &[u8], args: &[String], streams: OutputStreams) -> Call<'_> {
+    fn prepare_call(
+        &self,
+        input: &[u8],
+        args: &[String],
+        streams: OutputStreams,
+        cancel: CancelHandle,
+    ) -> Call<'_> {
         let inner = &self.inner;
         let slot = inner.free.as_ref().map(|s| s.acquire());
         let sandbox = &inner.sandbox.inner;
@@ -655,12 +705,16 @@ impl Plugin {
                 uses_wasi: inner.uses_wasi,
                 streams,
                 refuse_relaxed_network: sandbox.refuse_relaxed_network,
+                cancel: Arc::clone(&cancel.0),
+                sinks: sandbox.sinks.clone(),
             },
             sandbox.take_log(),
+            &inner.subject,
         );
         Call {
             plugin: self,
             prepared,
+            cancel,
             _running: running,
             _slot: slot,
         }
@@ -700,11 +754,46 @@ impl Plugin {
 pub struct Call<'a> {
     plugin: &'a Plugin,
     prepared: Prepared,
+    cancel: CancelHandle,
     _running: Running<'a>,
     _slot: Option<SlotGuard<'a>>,
 }
 
+/// Ends a call in progress from another thread; see [`Plugin::call_cancellable`] and
+/// [`Call::cancel_handle`]. Cheap to clone, `Send + Sync`.
+#[derive(Clone, Default)]
+pub struct CancelHandle(Arc<CancelFlag>);
+
+impl CancelHandle {
+    /// A handle that cancels nothing until [`cancel`](CancelHandle::cancel) is called.
+    pub fn new() -> CancelHandle {
+        CancelHandle::default()
+    }
+
+    /// Cancels the call; its `CANCELLED` event says `cancelled by the embedder`.
+    pub fn cancel(&self) {
+        self.cancel_because("cancelled by the embedder");
+    }
+
+    /// Cancels the call, saying why (e.g. `SIGINT`): the reason is in the report's message
+    /// and in the `CANCELLED` event's `cancelled_by`. The first reason given is kept.
+    pub fn cancel_because(&self, reason: &str) {
+        self.0.cancel(reason);
+    }
+
+    /// Whether the call was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
 impl Call<'_> {
+    /// A handle that cancels this call from another thread, also while [`run`](Call::run)
+    /// is running.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
     /// Calls the entry and builds the report.
     pub fn run(self) -> RunOutput {
         let inner = &self.plugin.inner;
@@ -733,5 +822,6 @@ mod tests {
         assert_send_sync::<Sandbox>();
         assert_send_sync::<Plugin>();
         assert_send_sync::<ModuleCache>();
+        assert_send_sync::<CancelHandle>();
     }
 }

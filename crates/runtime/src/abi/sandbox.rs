@@ -70,7 +70,8 @@ pub(crate) fn error_code(error: &HostError) -> i32 {
             | ReasonCode::FuelExhausted
             | ReasonCode::Timeout
             | ReasonCode::MemoryLimit
-            | ReasonCode::Trapped => ERR_DENIED,
+            | ReasonCode::Trapped
+            | ReasonCode::Cancelled => ERR_DENIED,
         },
         HostError::NotFound => ERR_NOT_FOUND,
         HostError::WrongKind | HostError::NotDir => ERR_WRONG_KIND,

@@ -130,7 +130,8 @@ fn errno_of(error: &HostError) -> u16 {
             | ReasonCode::FuelExhausted
             | ReasonCode::Timeout
             | ReasonCode::MemoryLimit
-            | ReasonCode::Trapped => errno::ACCES,
+            | ReasonCode::Trapped
+            | ReasonCode::Cancelled => errno::ACCES,
         },
         HostError::NotFound => errno::NOENT,
         HostError::WrongKind => errno::ISDIR,

@@ -39,6 +39,8 @@ pub enum Outcome {
     },
     /// `on_deny: trap` ended the run at this deny.
     EndedRun,
+    /// The run was cancelled from outside; says by what (e.g. `SIGINT`).
+    Cancelled { by: String },
 }
 
 /// A request as recorded. A filesystem request's paths are ranges of the log's text; use

@@ -7,7 +7,8 @@
 //!
 //! The broker holds no host handle: files and sockets live in `cap/`, which cannot decide.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sandbox_policy::{
@@ -17,6 +18,45 @@ use sandbox_policy::{
 pub(crate) mod events;
 
 use events::{Event, EventLog, Outcome};
+
+/// Where recorded events go as they become final (the report layer turns them into report
+/// events for an embedder's sink). Called on the host-call path only when a sink was asked
+/// for.
+pub(crate) trait EventTap: Send {
+    /// Event `seq` of `log` is final: its decision and outcome will not change.
+    fn recorded(&mut self, policy: &Policy, log: &EventLog, seq: usize);
+}
+
+/// The cancel state of one call, shared with the handles that can cancel it from another
+/// thread. Once set, the broker's deadline has passed: Wasm code stops at the next epoch
+/// check and a blocking host call at the end of its current slice.
+#[derive(Debug, Default)]
+pub(crate) struct CancelFlag {
+    cancelled: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl CancelFlag {
+    /// Cancels the call; the first reason given is kept.
+    pub(crate) fn cancel(&self, reason: &str) {
+        let mut kept = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.is_none() {
+            *kept = Some(reason.to_owned());
+        }
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Whether the call was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// The reason given to [`CancelFlag::cancel`].
+    pub(crate) fn reason(&self) -> String {
+        let kept = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        kept.clone().unwrap_or_else(|| "cancelled".to_owned())
+    }
+}
 
 /// The event outcome of a failed operation.
 pub(crate) fn failure_outcome(e: &HostError) -> Outcome {
@@ -98,6 +138,15 @@ pub(crate) struct Broker {
     /// relaxed but not made (the guest gets the deny's error): `policy learn` reaches no host
     /// the base policy forbids.
     pub(crate) refuse_relaxed_network: bool,
+    /// Set from another thread to end the call now.
+    cancel: Arc<CancelFlag>,
+    /// Where final events go as they are recorded, if anywhere.
+    tap: Option<Box<dyn EventTap>>,
+    /// Events handed to the tap so far.
+    tapped: usize,
+    /// The first event whose outcome a host operation may still set: it and the events after
+    /// it wait for the end of the host call.
+    open: Option<usize>,
 }
 
 /// The fuel one host call may spend on work whose size is known only as it goes (path
@@ -127,7 +176,45 @@ impl Broker {
             deadline,
             meter: Meter::default(),
             refuse_relaxed_network: false,
+            cancel: Arc::default(),
+            tap: None,
+            tapped: 0,
+            open: None,
         }
+    }
+
+    /// Hands each final event to `tap` as it is recorded.
+    pub(crate) fn set_tap(&mut self, tap: Box<dyn EventTap>) {
+        self.tap = Some(tap);
+    }
+
+    /// The call's cancel state, shared with its cancel handles.
+    pub(crate) fn set_cancel(&mut self, cancel: Arc<CancelFlag>) {
+        self.cancel = cancel;
+    }
+
+    /// The call's cancel state.
+    pub(crate) fn cancel_flag(&self) -> &Arc<CancelFlag> {
+        &self.cancel
+    }
+
+    /// Hands the tap every event that is final, in order. An allowed request's event waits
+    /// for the end of its host call, which may still set its outcome.
+    fn tap_final(&mut self) {
+        let Some(tap) = &mut self.tap else {
+            return;
+        };
+        let end = self.open.unwrap_or(self.log.events().len());
+        while self.tapped < end {
+            tap.recorded(&self.policy, &self.log, self.tapped);
+            self.tapped += 1;
+        }
+    }
+
+    /// Every event so far is final (the host call or the run is over): hands them to the tap.
+    pub(crate) fn events_final(&mut self) {
+        self.open = None;
+        self.tap_final();
     }
 
     /// The one chokepoint: decide, record, and turn the decision into one of three outcomes:
@@ -136,7 +223,9 @@ impl Broker {
         let decision = self.policy.decide(&self.usage, &request);
         let capability = request.capability();
         let index = self.log.record_request(decision, request);
-        self.conclude(decision, index, capability)
+        let result = self.conclude(decision, index, capability);
+        self.tap_final();
+        result
     }
 
     /// [`Broker::check`] for a limit that guards another request (one more open file, one
@@ -161,7 +250,9 @@ impl Broker {
     pub(crate) fn check_fs(&mut self, query: &FsQuery<'_>) -> Result<Permit, HostError> {
         let decision = self.policy.decide_fs(&self.usage, query);
         let index = self.log.record_fs(decision, query);
-        self.conclude(decision, index, query.op.capability())
+        let result = self.conclude(decision, index, query.op.capability());
+        self.tap_final();
+        result
     }
 
     fn conclude(
@@ -171,6 +262,9 @@ impl Broker {
         capability: &'static str,
     ) -> Result<Permit, HostError> {
         if decision.permits() {
+            if self.tap.is_some() && self.open.is_none() {
+                self.open = index;
+            }
             return Ok(Permit {
                 event: index,
                 decision,
@@ -201,6 +295,7 @@ impl Broker {
             request: None,
             outcome,
         });
+        self.tap_final();
     }
 
     /// Records a budget event (fuel, timeout, memory) at the end of a run.
@@ -219,6 +314,7 @@ impl Broker {
             request: None,
             outcome,
         });
+        self.tap_final();
     }
 
     /// What the call has used so far.
@@ -243,6 +339,9 @@ impl Broker {
 
     /// The wall-clock budget left: what a blocking host operation may wait at most.
     pub(crate) fn remaining(&self) -> std::time::Duration {
+        if self.cancel.is_cancelled() {
+            return std::time::Duration::ZERO;
+        }
         self.deadline.saturating_duration_since(Instant::now())
     }
 
@@ -285,13 +384,17 @@ impl Broker {
 
     /// Closes the meter: the fuel the call's capabilities charged, for the front end to burn.
     pub(crate) fn meter_close(&mut self) -> u64 {
+        // The host call is over: no outcome of its events changes any more.
+        if self.open.is_some() {
+            self.events_final();
+        }
         std::mem::take(&mut self.meter).spent
     }
 
     /// `Err(DeadlinePassed)` once the run's wall-clock budget has ended: long host work checks
     /// it between slices, so no call runs far past the budget.
     pub(crate) fn check_deadline(&self) -> Result<(), HostError> {
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= self.deadline || self.cancel.is_cancelled() {
             Err(HostError::DeadlinePassed)
         } else {
             Ok(())
@@ -342,5 +445,7 @@ impl Broker {
         let max = usize::try_from(self.policy.limits.max_events.value).unwrap_or(usize::MAX);
         self.usage = Usage::default();
         self.log.clear(max);
+        self.tapped = 0;
+        self.open = None;
     }
 }

@@ -128,7 +128,15 @@ impl Connections {
             LOOKUPS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let found = receive.recv_timeout(broker.remaining()).ok()?;
+        // In slices, so a cancelled run stops waiting within one.
+        let found = loop {
+            let slice = broker.remaining().min(IO_SLICE);
+            match receive.recv_timeout(slice) {
+                Ok(found) => break found,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !slice.is_zero() => continue,
+                Err(_) => return None,
+            }
+        };
         found
             .iter()
             .find(|a| a.is_ipv4())
@@ -320,10 +328,22 @@ impl Connections {
         let wait = timeout
             .min(broker.remaining())
             .max(Duration::from_millis(1));
+        let until = std::time::Instant::now() + wait;
         let result = self.stream(&permit, handle).map(|stream| {
             let mut stream = stream;
-            let _ = stream.set_read_timeout(Some(wait));
-            stream.read(&mut buf[..room])
+            // In slices, so a cancelled run stops waiting within one.
+            loop {
+                let left = until
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(broker.remaining());
+                let slice = left.clamp(Duration::from_millis(1), IO_SLICE);
+                let _ = stream.set_read_timeout(Some(slice));
+                let read = stream.read(&mut buf[..room]);
+                match &read {
+                    Err(e) if is_timeout(e) && left > IO_SLICE => continue,
+                    _ => break read,
+                }
+            }
         });
         match result {
             Some(Ok(n)) => {
@@ -332,12 +352,7 @@ impl Connections {
                 broker.set_outcome(&permit, Outcome::Done { bytes: n as u64 });
                 Ok(n as u64)
             }
-            Some(Err(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Some(Err(e)) if is_timeout(&e) => {
                 broker.set_outcome(
                     &permit,
                     Outcome::Failed {
@@ -367,6 +382,14 @@ impl Connections {
             None => Err(broker.bad_handle("net.close", handle)),
         }
     }
+}
+
+/// Whether a socket read ended because its timeout passed.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]

@@ -270,6 +270,30 @@ fn a_receive_with_nothing_to_read_times_out() {
 }
 
 #[test]
+fn a_cancel_wakes_a_waiting_receive_within_a_slice() {
+    let server = EchoServer::start();
+    let mut b = lan(server.port, "");
+    let h = b.net_connect(b"127.0.0.1", server.port).unwrap();
+    let cancel = Arc::clone(b.broker.cancel_flag());
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        cancel.cancel("test");
+    });
+    let started = Instant::now();
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        b.net_recv(h, &mut buf, Duration::from_secs(20)),
+        Err(HostError::TimedOut)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    canceller.join().unwrap();
+}
+
+#[test]
 fn a_pinned_name_that_resolves_to_loopback_is_blocked_unless_named_explicitly() {
     let server = EchoServer::start();
     let pinned = |extra: &str| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::broker::events::{Event, Outcome};
+use crate::broker::events::{Event, EventLog, Outcome};
 use crate::broker::Broker;
 use crate::state::Capture;
 
@@ -17,6 +17,7 @@ mod read;
 
 pub use escape::{escape_text, needs_escape, SHOWN_TEXT_BYTES};
 pub use read::{read_event, verify_report};
+pub mod stream;
 
 /// The report format's version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,6 +37,9 @@ pub enum Status {
     Timeout,
     /// A memory or table grow asked for more than the policy allows.
     MemoryLimit,
+    /// The run was cancelled from outside: a signal to `sandbox-cli run`, or an embedder's
+    /// cancel handle.
+    Cancelled,
 }
 
 impl Status {
@@ -47,6 +51,8 @@ impl Status {
             Status::FuelExhausted => 4,
             Status::Timeout => 5,
             Status::MemoryLimit => 6,
+            // SIGINT's; `run` exits 143 when SIGTERM cancelled it.
+            Status::Cancelled => 130,
         }
     }
 }
@@ -273,36 +279,13 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
     let broker = input.broker;
     let policy = broker.policy();
     let usage = broker.usage();
-    let fs_quotas = &policy.filesystem.quotas;
-    let net_quotas = &policy.network.quotas;
     let mut previous = String::new();
     // Each event becomes JSON once: for its hash, and again (hash included) for the digest.
     let mut event_values = Vec::with_capacity(broker.log().events().len());
-    let events: Vec<ReportEvent> = broker
-        .log()
-        .events()
-        .iter()
-        .enumerate()
-        .map(|(seq, event)| {
-            let request = broker.log().request(event);
-            let mut e = ReportEvent {
-                seq: seq as u64,
-                decision: event.decision.verdict,
-                enforced: event.decision.enforced,
-                capability: event.capability.to_owned(),
-                rule_id: policy.rule_id(event.decision.rule),
-                reason_code: event.decision.reason,
-                context: context(broker, event, request.as_ref()),
-                request,
-                hash: String::new(),
-            };
-            let mut value = event_value(&e);
-            e.hash = hash_with_previous(&previous, &value);
-            if let Value::Object(map) = &mut value {
-                map.insert("hash".into(), e.hash.clone().into());
-            }
+    let events: Vec<ReportEvent> = (0..broker.log().events().len())
+        .map(|seq| {
+            let (e, value) = chained_event(policy, broker.log(), seq, &mut previous);
             event_values.push(value);
-            previous = e.hash.clone();
             e
         })
         .collect();
@@ -338,20 +321,7 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
             name: policy.name.clone(),
             mode: policy.mode.value.as_str().to_owned(),
         },
-        limits: LimitsInfo {
-            fuel: policy.budgets.fuel.value,
-            timeout_ms: policy.budgets.timeout_ms.value,
-            memory_bytes: policy.budgets.memory_bytes.value,
-            max_events: policy.limits.max_events.value,
-            module_bytes: policy.limits.module_bytes.value,
-            stdout_bytes: policy.stdio.stdout_bytes.value,
-            stderr_bytes: policy.stdio.stderr_bytes.value,
-            fs_read_bytes: fs_quotas.read_bytes.map(|q| q.value),
-            fs_write_bytes: fs_quotas.write_bytes.map(|q| q.value),
-            net_connections: net_quotas.connections.map(|q| q.value),
-            net_egress_bytes: net_quotas.egress_bytes.map(|q| q.value),
-            net_ingress_bytes: net_quotas.ingress_bytes.map(|q| q.value),
-        },
+        limits: limits_of(policy),
         usage: UsageInfo {
             fuel_consumed: input.fuel_consumed,
             wall_time_ms: (input.wall_time.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -385,6 +355,81 @@ pub(crate) fn build(input: ReportInput<'_>) -> Report {
     report
 }
 
+/// The budgets, limits and quotas of `policy`, as the report lists them.
+fn limits_of(policy: &sandbox_policy::Policy) -> LimitsInfo {
+    let fs_quotas = &policy.filesystem.quotas;
+    let net_quotas = &policy.network.quotas;
+    LimitsInfo {
+        fuel: policy.budgets.fuel.value,
+        timeout_ms: policy.budgets.timeout_ms.value,
+        memory_bytes: policy.budgets.memory_bytes.value,
+        max_events: policy.limits.max_events.value,
+        module_bytes: policy.limits.module_bytes.value,
+        stdout_bytes: policy.stdio.stdout_bytes.value,
+        stderr_bytes: policy.stdio.stderr_bytes.value,
+        fs_read_bytes: fs_quotas.read_bytes.map(|q| q.value),
+        fs_write_bytes: fs_quotas.write_bytes.map(|q| q.value),
+        net_connections: net_quotas.connections.map(|q| q.value),
+        net_egress_bytes: net_quotas.egress_bytes.map(|q| q.value),
+        net_ingress_bytes: net_quotas.ingress_bytes.map(|q| q.value),
+    }
+}
+
+/// The first line of a run's event stream: what runs, under which policy, with a new run id.
+pub(crate) fn run_info(policy: &sandbox_policy::Policy, subject: &Subject) -> stream::RunInfo {
+    stream::RunInfo {
+        kind: "run".to_owned(),
+        schema_version: SCHEMA_VERSION,
+        run_id: stream::new_run_id(),
+        sandbox: SandboxInfo {
+            version: SANDBOX_VERSION.to_owned(),
+            wasmtime: WASMTIME_VERSION.to_owned(),
+        },
+        plugin: PluginInfo {
+            path: subject.plugin_path.clone(),
+            sha256: subject.plugin_sha256.clone(),
+        },
+        policy: PolicyInfo {
+            path: subject.policy_path.clone(),
+            sha256: subject.policy_sha256.clone(),
+            name: policy.name.clone(),
+            mode: policy.mode.value.as_str().to_owned(),
+        },
+        limits: limits_of(policy),
+    }
+}
+
+/// Event `seq` of `log` as the report writes it, with its hash chained to `previous` (which
+/// becomes this event's hash), and its JSON with the hash. The report and the event stream
+/// both make their events here, so the two agree byte for byte.
+pub(crate) fn chained_event(
+    policy: &sandbox_policy::Policy,
+    log: &EventLog,
+    seq: usize,
+    previous: &mut String,
+) -> (ReportEvent, Value) {
+    let event = &log.events()[seq];
+    let request = log.request(event);
+    let mut e = ReportEvent {
+        seq: seq as u64,
+        decision: event.decision.verdict,
+        enforced: event.decision.enforced,
+        capability: event.capability.to_owned(),
+        rule_id: policy.rule_id(event.decision.rule),
+        reason_code: event.decision.reason,
+        context: context(policy, event, request.as_ref()),
+        request,
+        hash: String::new(),
+    };
+    let mut value = event_value(&e);
+    e.hash = hash_with_previous(previous, &value);
+    if let Value::Object(map) = &mut value {
+        map.insert("hash".into(), e.hash.clone().into());
+    }
+    previous.clone_from(&e.hash);
+    (e, value)
+}
+
 /// Longest text kept in an event's context; the full path is in its `request`.
 const CONTEXT_TEXT_BYTES: usize = 256;
 
@@ -403,7 +448,11 @@ fn clip(text: &str) -> Value {
 
 /// What a person needs to act on an event: the path as asked and as resolved, the host path,
 /// the bytes asked and the quota left, the size a grow asked for.
-fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<String, Value> {
+fn context(
+    policy: &sandbox_policy::Policy,
+    event: &Event,
+    request: Option<&Request>,
+) -> Map<String, Value> {
     let mut c = Map::new();
     let d = &event.decision;
     if let Some(Request::Fs(r)) = request {
@@ -419,11 +468,11 @@ fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<Str
                 c.insert("resolved_path".into(), clip(resolved));
             }
             if let (Some(mount), true) = (d.mount, d.permits()) {
-                if let Some(m) = broker.policy().filesystem.mounts.get(mount) {
+                if let Some(m) = policy.filesystem.mounts.get(mount) {
                     c.insert("mount".into(), m.guest.clone().into());
                 }
                 let effective = r.resolved.as_deref().unwrap_or(&normal);
-                if let Some(host) = host_path_of(broker.policy(), effective) {
+                if let Some(host) = host_path_of(policy, effective) {
                     c.insert("host_path".into(), clip(&host.display().to_string()));
                 }
             }
@@ -487,6 +536,9 @@ fn context(broker: &Broker, event: &Event, request: Option<&Request>) -> Map<Str
         }
         Outcome::EndedRun => {
             c.insert("result".into(), "ended_run".into());
+        }
+        Outcome::Cancelled { by } => {
+            c.insert("cancelled_by".into(), by.clone().into());
         }
     }
     c

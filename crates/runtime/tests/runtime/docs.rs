@@ -467,6 +467,25 @@ fn every_rule_id_and_its_reason_codes_are_documented() {
             .unwrap_or_else(|| panic!("no event for {body}"));
         seen.push((event.rule_id.clone(), event.reason_code, "runtime"));
     }
+    // A call cancelled from outside (`run.cancel`).
+    let policy = sandbox_policy::parse_policy("version: 1\n", Path::new(".")).unwrap();
+    let sandbox = sandbox_runtime::Sandbox::builder(Arc::new(policy))
+        .build()
+        .unwrap();
+    let plugin = sandbox
+        .load(
+            "spin.wat",
+            b"(module (func (export \"_start\") (loop br 0)))",
+            "_start",
+        )
+        .unwrap();
+    let cancel = sandbox_runtime::CancelHandle::new();
+    cancel.cancel();
+    let report = plugin
+        .call_cancellable(b"", &[], Default::default(), &cancel)
+        .report;
+    let event = report.events.last().unwrap();
+    seen.push((event.rule_id.clone(), event.reason_code, "runtime"));
 
     let text = doc("reason-codes.md");
     let rows = table(&text, "rule id");
