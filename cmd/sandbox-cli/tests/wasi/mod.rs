@@ -234,12 +234,14 @@ fn a_guest_cannot_read_outside_its_mounts_by_dotdot_absolute_path_or_planted_sym
     assert_eq!(
         lines,
         [
-            "dotdot: error 76",
-            "dotdot-secret: error 76",
+            // A `..` above the directory fd, or an absolute path given to one, is EPERM
+            // before anything is decided (the fd is the root of what it reaches).
+            "dotdot: error 63",
+            "dotdot-secret: error 63",
             // libc finds no preopen for a host path and never asks the host.
             "absolute: error 44",
-            "raw-absolute: errno 76",
-            "raw-dotdot: errno 76",
+            "raw-absolute: errno 63",
+            "raw-dotdot: errno 63",
             "planted-absolute-link: error 76",
             "planted-relative-link: error 76",
             "planted-dir-link: error 76",
@@ -256,10 +258,6 @@ fn a_guest_cannot_read_outside_its_mounts_by_dotdot_absolute_path_or_planted_sym
     assert_eq!(
         outside_denies,
         [
-            "/data/../../../../etc/passwd".to_owned(),
-            format!("/data/../../../../../../..{secret}"),
-            secret.clone(),
-            "/out/../../../../../../etc/passwd".to_owned(),
             "/data/link-abs".to_owned(),
             "/data/link-rel".to_owned(),
             "/data/link-dir/secret.txt".to_owned(),
@@ -795,8 +793,9 @@ fn guest_made_symlinks_and_hard_links_cannot_reach_outside() {
     );
     let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
     assert_eq!(code, 0, "{report}");
-    // EINVAL, EINVAL, ENOENT, ENOTSUP.
-    assert_eq!(errnos(&report), 28_28_44_58);
+    // EINVAL, EINVAL, ENOENT, EROFS (a hard link needs `write` on the old path, which the
+    // read-only mount refuses).
+    assert_eq!(errnos(&report), 28_28_44_69);
     let out = sb.path("policies/fixtures/out");
     for name in ["abs", "rel", "h.txt"] {
         assert!(std::fs::symlink_metadata(out.join(name)).is_err(), "{name}");
@@ -842,7 +841,7 @@ fn a_guest_made_link_moved_by_rename_never_points_out_of_its_mount() {
     let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
     assert_eq!(code, 0, "{report}");
     // success, success, EINVAL, ENOENT, success.
-    assert_eq!(errnos(&report), 0_00_28_44_00);
+    assert_eq!(errnos(&report), 28_44_00);
     let out = sb.path("policies/fixtures/out");
     assert!(std::fs::symlink_metadata(out.join("l")).is_err());
     assert!(std::fs::symlink_metadata(out.join("a/b/l")).is_err());
@@ -877,8 +876,8 @@ fn renames_cannot_move_files_out_of_a_mount_or_off_a_read_only_one() {
     let before = sha256_tree(&sb.path("policies/fixtures/data"));
     let (code, report, _) = sb.run(GUESTS_POLICY, &plugin, &[]);
     assert_eq!(code, 0, "{report}");
-    // ENOTCAPABLE, EROFS, EROFS, success.
-    assert_eq!(errnos(&report), 76_69_69_00);
+    // EPERM (`..` above the directory fd), EROFS, EROFS, success.
+    assert_eq!(errnos(&report), 63_69_69_00);
     assert_eq!(before, sha256_tree(&sb.path("policies/fixtures/data")));
     assert!(!sb.path("escaped.txt").exists() && !sb.path("policies/escaped.txt").exists());
     assert!(!sb.path("policies/fixtures/out/stolen.txt").exists());

@@ -4,3 +4,4 @@ mod alloc;
 mod docs;
 mod embed;
 mod layers;
+mod wasi_p1;
