@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use super::{masked, repo_root, stderr, Sandbox};
 
+mod conformance;
+
 const GUESTS_POLICY: &str = "policies/guests.yaml";
 
 /// Builds the Rust guests once per test binary (cargo's own lock serialises concurrent
