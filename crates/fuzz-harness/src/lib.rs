@@ -8,6 +8,8 @@
 //! - [`host_abi`]: random sequences of `sandbox` host calls with random pointers and lengths,
 //!   run by the real runtime over a temp-dir mount; nothing outside the mounts changes or leaks.
 //! - [`report_read`]: any bytes as a report are a report with one meaning or one clear error.
+//! - [`wasi_diff`]: scripts of WASI preview 1 calls run under the sandbox and under Wasmtime's
+//!   own preview 1 over identical trees; every errno, result and the trees must match.
 
 mod decide;
 mod host_abi;
@@ -16,6 +18,7 @@ mod oracle;
 mod policy_parse;
 mod report_read;
 pub mod seeds;
+pub mod wasi_diff;
 
 pub use decide::decide;
 pub use host_abi::{host_abi, run_script, snapshot, Buf, Call, Handle, HostAbiScript, Port, Ptr};

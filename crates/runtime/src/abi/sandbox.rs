@@ -74,8 +74,12 @@ pub(crate) fn error_code(error: &HostError) -> i32 {
             | ReasonCode::Cancelled => ERR_DENIED,
         },
         HostError::NotFound => ERR_NOT_FOUND,
-        HostError::WrongKind | HostError::NotDir => ERR_WRONG_KIND,
-        HostError::Io | HostError::Exists | HostError::NotEmpty => ERR_IO,
+        HostError::WrongKind | HostError::NotDir | HostError::Loop => ERR_WRONG_KIND,
+        HostError::Io
+        | HostError::Exists
+        | HostError::NotEmpty
+        | HostError::CrossMount
+        | HostError::NotPermitted => ERR_IO,
         HostError::Invalid => ERR_INVALID,
         HostError::TimedOut => ERR_TIMED_OUT,
         // Never returned: `finish` ends the run for these.

@@ -16,7 +16,7 @@ use wasmtime::{Caller, Linker, Trap};
 
 use crate::broker::events::Outcome;
 use crate::broker::HostError;
-use crate::cap::fs::open::{FileKind, OpenSpec, Opened, Stat};
+use crate::cap::fs::open::{FileKind, OpenSpec, Opened, Stat, TimeSpec};
 use crate::guest::{burn_fuel, copy_fuel};
 use crate::state::wasi::{counts_as_open, Clock, Fail, Fd, VIRTUAL_EPOCH_NS};
 use crate::state::{DenyTrap, RunState};
@@ -46,6 +46,8 @@ pub mod errno {
     pub const IO: u16 = 29;
     /// Is a directory.
     pub const ISDIR: u16 = 31;
+    /// A symlink where the call does not follow one, or too many levels of symlinks.
+    pub const LOOP: u16 = 32;
     /// Too many open files.
     pub const MFILE: u16 = 33;
     /// No such file or directory.
@@ -56,14 +58,20 @@ pub mod errno {
     pub const NOTDIR: u16 = 54;
     /// Directory not empty.
     pub const NOTEMPTY: u16 = 55;
+    /// Not a socket.
+    pub const NOTSOCK: u16 = 57;
     /// Not supported.
     pub const NOTSUP: u16 = 58;
+    /// Operation not permitted (an absolute path, or `..` above the directory fd).
+    pub const PERM: u16 = 63;
     /// Read-only file system (a read-only mount).
     pub const ROFS: u16 = 69;
     /// Invalid seek (on a stream).
     pub const SPIPE: u16 = 70;
     /// Timed out.
     pub const TIMEDOUT: u16 = 73;
+    /// Cross-device link (a hard link between two mounts).
+    pub const XDEV: u16 = 75;
     /// Capabilities insufficient (outside every mount).
     pub const NOTCAPABLE: u16 = 76;
 }
@@ -75,14 +83,35 @@ const FILETYPE_REGULAR_FILE: u8 = 4;
 const FILETYPE_SYMBOLIC_LINK: u8 = 7;
 
 const RIGHT_FD_READ: u64 = 1 << 1;
+const RIGHT_FD_SEEK: u64 = 1 << 2;
 const RIGHT_FD_WRITE: u64 = 1 << 6;
-const RIGHTS_ALL: u64 = (1 << 29) - 1;
+const RIGHT_FD_READDIR: u64 = 1 << 14;
+const RIGHT_PATH_FILESTAT_SET_SIZE: u64 = 1 << 19;
+const RIGHT_FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
+/// Every right of preview 1 (`fd_datasync` .. `sock_accept`).
+const RIGHTS_ALL: u64 = (1 << 30) - 1;
+/// What Wasmtime reports for a preopened directory: the path operations and the directory's
+/// own metadata (bits 9–18, 20, 21, 23–26).
+const RIGHTS_PREOPEN: u64 = (0x3ff << 9) | (0b11 << 20) | (0b1111 << 23);
+/// What a preopen hands down to what is opened beneath it: its own rights and the file ones
+/// (`fd_datasync` .. `fd_allocate`, `fd_filestat_*`, `poll_fd_readwrite`).
+const RIGHTS_PREOPEN_INHERITING: u64 = RIGHTS_PREOPEN | 0x1ff | (0b111 << 21) | (1 << 27);
 
 const OFLAG_CREAT: i32 = 1;
 const OFLAG_DIRECTORY: i32 = 2;
 const OFLAG_EXCL: i32 = 4;
 const OFLAG_TRUNC: i32 = 8;
 const FDFLAG_APPEND: i32 = 1;
+const FDFLAG_DSYNC: i32 = 2;
+const FDFLAG_NONBLOCK: i32 = 4;
+const FDFLAG_RSYNC: i32 = 8;
+const FDFLAG_SYNC: i32 = 16;
+/// Synchronous-I/O flags: the sandbox does not promise them, so it refuses them (`ENOTSUP`).
+const FDFLAGS_SYNC: i32 = FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC;
+const FSTFLAG_ATIM: i32 = 1;
+const FSTFLAG_ATIM_NOW: i32 = 2;
+const FSTFLAG_MTIM: i32 = 4;
+const FSTFLAG_MTIM_NOW: i32 = 8;
 const LOOKUP_SYMLINK_FOLLOW: i32 = 1;
 
 /// Most bytes one read or write moves when the guest passes several buffers; one buffer is
@@ -144,6 +173,9 @@ fn errno_of(error: &HostError) -> u16 {
         // Never an errno: `From<HostError> for Fail` ends the run for these.
         HostError::OutOfFuel | HostError::DeadlinePassed => errno::TIMEDOUT,
         HostError::Unreachable => errno::HOSTUNREACH,
+        HostError::Loop => errno::LOOP,
+        HostError::CrossMount => errno::XDEV,
+        HostError::NotPermitted => errno::PERM,
     }
 }
 
@@ -328,29 +360,44 @@ fn decide_source_once(st: &mut RunState, source: Source) -> WasiResult {
     Ok(())
 }
 
-/// Joins a path the guest gave relative to directory `base`. An absolute path is taken as the
-/// guest path it names, so the policy decides it like any other (outside every mount it is
-/// `FS_PATH_OUTSIDE_MOUNTS`).
-fn join(base: &str, relative: &[u8]) -> Vec<u8> {
+/// Joins a path the guest gave relative to directory `base`. A directory fd is the root of
+/// what it reaches, as in every WASI runtime: an absolute path, or a `..` that climbs above
+/// `base`, is `EPERM` (Wasmtime's answer) before anything is decided. The policy still decides
+/// every joined path by its guest path. A trailing `/` is kept: it asks for a directory.
+fn join(base: &str, relative: &[u8]) -> WasiResult<Vec<u8>> {
     if relative.first() == Some(&b'/') {
-        return relative.to_vec();
+        return Err(Fail::Errno(errno::PERM));
+    }
+    let mut depth: usize = 0;
+    for part in relative.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => depth = depth.checked_sub(1).ok_or(Fail::Errno(errno::PERM))?,
+            _ => depth += 1,
+        }
     }
     let mut joined = Vec::with_capacity(base.len() + 1 + relative.len());
     joined.extend_from_slice(base.as_bytes());
     joined.push(b'/');
     joined.extend_from_slice(relative);
-    joined
+    Ok(joined)
+}
+
+/// The guest path of directory fd `fd`: `EBADF` for any other fd, as Wasmtime answers.
+fn dir_base(state: &mut RunState, fd: i32) -> WasiResult<String> {
+    match state.wasi.get(fd)? {
+        Fd::Dir { dir, .. } => Ok(dir.guest.clone()),
+        _ => Err(Fail::Errno(errno::BADF)),
+    }
 }
 
 /// The guest path for `path` relative to directory fd `fd`.
 fn dir_path(state: &mut RunState, fd: i32, path: &[u8]) -> WasiResult<Vec<u8>> {
+    let base = dir_base(state, fd)?;
     if path.is_empty() {
         return Err(Fail::Errno(errno::NOENT));
     }
-    match state.wasi.get(fd)? {
-        Fd::Dir { dir, .. } => Ok(join(&dir.guest, path)),
-        _ => Err(Fail::Errno(errno::NOTDIR)),
-    }
+    join(&base, path)
 }
 
 /// A path argument of a `path_*` call, joined to its directory fd.
@@ -507,8 +554,8 @@ fn fd_read(
             }
             fs.file_read(broker, file, offset, target)? as usize
         }
-        Fd::Dir { .. } => return Err(Fail::Errno(errno::ISDIR)),
-        Fd::Stdout | Fd::Stderr => return Err(Fail::Errno(errno::BADF)),
+        // As Wasmtime: a directory fd is not readable.
+        Fd::Dir { .. } | Fd::Stdout | Fd::Stderr => return Err(Fail::Errno(errno::BADF)),
     };
     if !single {
         let mut done = 0;
@@ -582,8 +629,7 @@ fn fd_write(
             }
             fs.file_write(broker, file, offset, &data)? as usize
         }
-        Fd::Dir { .. } => return Err(Fail::Errno(errno::ISDIR)),
-        Fd::Stdin => return Err(Fail::Errno(errno::BADF)),
+        Fd::Dir { .. } | Fd::Stdin => return Err(Fail::Errno(errno::BADF)),
     };
     broker.refund_fuel(copy_fuel(data.len()) - copy_fuel(n));
     drop(data);
@@ -605,7 +651,7 @@ fn fd_readdir(
     } = state;
     let deterministic = wasi.deterministic();
     let Fd::Dir { dir, .. } = wasi.get(fd)? else {
-        return Err(Fail::Errno(errno::NOTDIR));
+        return Err(Fail::Errno(errno::BADF));
     };
     // Each call lists the whole directory; the listing charges every entry as it reads it.
     let entries = fs.dir_list(broker, dir)?;
@@ -649,15 +695,27 @@ fn path_open(
     fdflags: i32,
     out: i32,
 ) -> WasiResult {
+    // Wasmtime's order: the fd, then the flags, then the path.
+    if let Fd::File(_) = state.wasi.get(fd)? {
+        return Err(Fail::Errno(errno::NOTDIR));
+    }
+    if fdflags & FDFLAGS_SYNC != 0 {
+        return Err(Fail::Errno(errno::NOTSUP));
+    }
+    let directory = oflags & OFLAG_DIRECTORY != 0;
+    if directory && oflags & (OFLAG_CREAT | OFLAG_EXCL | OFLAG_TRUNC) != 0 {
+        return Err(Fail::Errno(errno::INVAL));
+    }
     let guest = guest_path(mem, state, fd, path, path_len)?;
     let spec = OpenSpec {
         read: rights & RIGHT_FD_READ != 0,
-        write: rights & RIGHT_FD_WRITE != 0 || fdflags & FDFLAG_APPEND != 0,
+        write: rights & RIGHT_FD_WRITE != 0,
         create: oflags & OFLAG_CREAT != 0,
         exclusive: oflags & OFLAG_EXCL != 0,
         truncate: oflags & OFLAG_TRUNC != 0,
-        directory: oflags & OFLAG_DIRECTORY != 0,
+        directory,
         append: fdflags & FDFLAG_APPEND != 0,
+        nonblock: fdflags & FDFLAG_NONBLOCK != 0,
         follow: dirflags & LOOKUP_SYMLINK_FOLLOW != 0,
     };
     let RunState {
@@ -668,12 +726,7 @@ fn path_open(
         open_now: wasi.open_files,
         path: Some(String::from_utf8_lossy(&guest).into_owned()),
     }))?;
-    let opened = match fs.open(broker, &guest, spec) {
-        Err(HostError::WrongKind | HostError::NotDir) if spec.directory => {
-            return Err(Fail::Errno(errno::NOTDIR))
-        }
-        other => other?,
-    };
+    let opened = fs.open(broker, &guest, spec)?;
     let entry = match opened {
         Opened::File(file) => Fd::File(file),
         Opened::Dir(dir) => Fd::Dir { dir, preopen: None },
@@ -681,6 +734,24 @@ fn path_open(
     wasi.open_files += 1;
     let new_fd = wasi.insert(entry);
     mem.put_u32(out, new_fd)
+}
+
+/// The two timestamps of a "set times" call; `EINVAL` for a time both given and "now", or an
+/// unknown flag, before anything else is looked at.
+fn time_specs(atim: i64, mtim: i64, flags: i32) -> WasiResult<(TimeSpec, TimeSpec)> {
+    if flags & !(FSTFLAG_ATIM | FSTFLAG_ATIM_NOW | FSTFLAG_MTIM | FSTFLAG_MTIM_NOW) != 0 {
+        return Err(Fail::Errno(errno::INVAL));
+    }
+    let one = |value: i64, set: i32, now: i32| match (flags & set != 0, flags & now != 0) {
+        (true, true) => Err(Fail::Errno(errno::INVAL)),
+        (true, false) => Ok(TimeSpec::At(value as u64)),
+        (false, true) => Ok(TimeSpec::Now),
+        (false, false) => Ok(TimeSpec::Keep),
+    };
+    Ok((
+        one(atim, FSTFLAG_ATIM, FSTFLAG_ATIM_NOW)?,
+        one(mtim, FSTFLAG_MTIM, FSTFLAG_MTIM_NOW)?,
+    ))
 }
 
 fn poll_oneoff(
@@ -775,8 +846,8 @@ fn sleep(state: &mut RunState, nanos: u64) {
 /// (the unknown-import check and the docs test read it) and [`add_to_linker`].
 macro_rules! wasi_functions {
     ($($name:ident,)*) => {
-        /// Every preview 1 import; those the sandbox does not grant (sockets, hard links,
-        /// setting times) return `ENOTSUP` without touching the host.
+        /// Every preview 1 import; the socket calls answer `ENOTSOCK` (no fd is a socket)
+        /// without touching the host.
         pub const FUNCTIONS: &[&str] = &[$(stringify!($name),)*];
 
         /// Defines every preview 1 import on the linker.
@@ -958,7 +1029,7 @@ mod imports {
         dispatch(
             &mut caller,
             "proc_raise",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOSYS)),
+            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
         )
     }
 
@@ -1083,6 +1154,10 @@ mod imports {
             &mut caller,
             "fd_seek",
             |mem: &mut Mem<'_>, st: &mut RunState| {
+                // The fd first, as Wasmtime: a bad fd is `EBADF` whatever the offset.
+                if let Fd::Dir { .. } = st.wasi.get(fd)? {
+                    return Err(Fail::Errno(errno::BADF));
+                }
                 let to = match whence {
                     0 => SeekFrom::Start(
                         u64::try_from(offset).map_err(|_| Fail::Errno(errno::INVAL))?,
@@ -1134,7 +1209,11 @@ mod imports {
         dispatch(
             &mut caller,
             "fd_advise",
-            |_mem: &mut Mem<'_>, st: &mut RunState| st.wasi.get(fd).map(drop),
+            |_mem: &mut Mem<'_>, st: &mut RunState| match st.wasi.get(fd)? {
+                // Accepted, no effect; as Wasmtime, on regular files only.
+                Fd::File(_) => Ok(()),
+                _ => Err(Fail::Errno(errno::BADF)),
+            },
         )
     }
 
@@ -1147,9 +1226,10 @@ mod imports {
         dispatch(
             &mut caller,
             "fd_allocate",
-            |_mem: &mut Mem<'_>, st: &mut RunState| {
-                st.wasi.get(fd)?;
-                Err(Fail::Errno(errno::NOTSUP))
+            |_mem: &mut Mem<'_>, st: &mut RunState| match st.wasi.get(fd)? {
+                // As Wasmtime: a regular file only (`EBADF` otherwise), and not supported.
+                Fd::File(_) => Err(Fail::Errno(errno::NOTSUP)),
+                _ => Err(Fail::Errno(errno::BADF)),
             },
         )
     }
@@ -1162,17 +1242,40 @@ mod imports {
                 let (filetype, flags, rights, inheriting) = match st.wasi.get(fd)? {
                     Fd::Stdin => (FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_READ, 0),
                     Fd::Stdout | Fd::Stderr => (FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_WRITE, 0),
-                    Fd::Dir { .. } => (FILETYPE_DIRECTORY, 0, RIGHTS_ALL, RIGHTS_ALL),
+                    // Wasmtime's rights: a preopen's fixed set; a directory opened beneath it
+                    // has every right but the file-only ones and writing.
+                    Fd::Dir {
+                        preopen: Some(_), ..
+                    } => (
+                        FILETYPE_DIRECTORY,
+                        0,
+                        RIGHTS_PREOPEN,
+                        RIGHTS_PREOPEN_INHERITING,
+                    ),
+                    Fd::Dir { preopen: None, .. } => {
+                        let rights = RIGHTS_ALL
+                            & !(RIGHT_FD_SEEK
+                                | RIGHT_FD_FILESTAT_SET_SIZE
+                                | RIGHT_PATH_FILESTAT_SET_SIZE
+                                | RIGHT_FD_WRITE);
+                        (FILETYPE_DIRECTORY, 0, rights, rights)
+                    }
                     Fd::File(file) => {
                         let mut rights = RIGHTS_ALL;
                         if !file.readable {
-                            rights &= !RIGHT_FD_READ;
+                            rights &= !(RIGHT_FD_READ | RIGHT_FD_READDIR);
                         }
                         if !file.writable {
                             rights &= !RIGHT_FD_WRITE;
                         }
-                        let flags = if file.append { FDFLAG_APPEND as u16 } else { 0 };
-                        (FILETYPE_REGULAR_FILE, flags, rights, 0)
+                        let mut flags = 0;
+                        if file.append {
+                            flags |= FDFLAG_APPEND as u16;
+                        }
+                        if file.nonblock {
+                            flags |= FDFLAG_NONBLOCK as u16;
+                        }
+                        (FILETYPE_REGULAR_FILE, flags, rights, rights)
                     }
                 };
                 let mut bytes = [0u8; 24];
@@ -1194,9 +1297,15 @@ mod imports {
             &mut caller,
             "fd_fdstat_set_flags",
             |_mem: &mut Mem<'_>, st: &mut RunState| match st.wasi.get(fd)? {
-                Fd::File(file) if (flags & FDFLAG_APPEND != 0) == file.append => Ok(()),
-                Fd::Stdin | Fd::Stdout | Fd::Stderr | Fd::Dir { .. } if flags == 0 => Ok(()),
-                _ => Err(Fail::Errno(errno::NOTSUP)),
+                // Only APPEND and NONBLOCK change; synchronous I/O is not promised.
+                Fd::File(_) if flags & FDFLAGS_SYNC != 0 => Err(Fail::Errno(errno::NOTSUP)),
+                Fd::File(file) => {
+                    file.append = flags & FDFLAG_APPEND != 0;
+                    file.nonblock = flags & FDFLAG_NONBLOCK != 0;
+                    Ok(())
+                }
+                // As Wasmtime: only a regular file's flags can be set.
+                _ => Err(Fail::Errno(errno::BADF)),
             },
         )
     }
@@ -1270,7 +1379,8 @@ mod imports {
                         let size = u64::try_from(size).map_err(|_| Fail::Errno(errno::INVAL))?;
                         Ok(fs.file_set_size(broker, file, size)?)
                     }
-                    Fd::File(_) => Err(Fail::Errno(errno::BADF)),
+                    // As Wasmtime (the host's `ftruncate`): a file not open for writing.
+                    Fd::File(_) => Err(Fail::Errno(errno::INVAL)),
                     _ => Err(Fail::Errno(errno::BADF)),
                 }
             },
@@ -1280,16 +1390,26 @@ mod imports {
     pub(super) fn fd_filestat_set_times(
         mut caller: Ctx<'_>,
         fd: i32,
-        _atim: i64,
-        _mtim: i64,
-        _flags: i32,
+        atim: i64,
+        mtim: i64,
+        flags: i32,
     ) -> wasmtime::Result<i32> {
         dispatch(
             &mut caller,
             "fd_filestat_set_times",
             |_mem: &mut Mem<'_>, st: &mut RunState| {
-                st.wasi.get(fd)?;
-                Err(Fail::Errno(errno::NOTSUP))
+                let (atime, mtime) = time_specs(atim, mtim, flags)?;
+                let RunState {
+                    broker, fs, wasi, ..
+                } = st;
+                match wasi.get(fd)? {
+                    Fd::File(file) => Ok(fs.file_set_times(broker, file, atime, mtime)?),
+                    Fd::Dir {
+                        dir, preopen: None, ..
+                    } => Ok(fs.dir_set_times(broker, dir, atime, mtime)?),
+                    // As Wasmtime: a preopen's times are set through a path, not its fd.
+                    _ => Err(Fail::Errno(errno::BADF)),
+                }
             },
         )
     }
@@ -1354,6 +1474,7 @@ mod imports {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn path_open(
         mut caller: Ctx<'_>,
         fd: i32,
@@ -1408,22 +1529,27 @@ mod imports {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn path_filestat_set_times(
         mut caller: Ctx<'_>,
         fd: i32,
-        _flags: i32,
+        flags: i32,
         path: i32,
         path_len: i32,
-        _atim: i64,
-        _mtim: i64,
-        _fst: i32,
+        atim: i64,
+        mtim: i64,
+        fst: i32,
     ) -> wasmtime::Result<i32> {
         dispatch(
             &mut caller,
             "path_filestat_set_times",
             |mem: &mut Mem<'_>, st: &mut RunState| {
-                guest_path(mem, st, fd, path, path_len)?;
-                Err(Fail::Errno(errno::NOTSUP))
+                let (atime, mtime) = time_specs(atim, mtim, fst)?;
+                let guest = guest_path(mem, st, fd, path, path_len)?;
+                let follow = flags & LOOKUP_SYMLINK_FOLLOW != 0;
+                Ok(st
+                    .fs
+                    .path_set_times(&mut st.broker, &guest, follow, atime, mtime)?)
             },
         )
     }
@@ -1539,39 +1665,50 @@ mod imports {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn path_link(
         mut caller: Ctx<'_>,
-        _old_fd: i32,
-        _flags: i32,
-        _old: i32,
-        _old_len: i32,
-        _new_fd: i32,
-        _new: i32,
-        _new_len: i32,
+        old_fd: i32,
+        flags: i32,
+        old: i32,
+        old_len: i32,
+        new_fd: i32,
+        new: i32,
+        new_len: i32,
     ) -> wasmtime::Result<i32> {
         dispatch(
             &mut caller,
             "path_link",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
+            |mem: &mut Mem<'_>, st: &mut RunState| {
+                dir_base(st, old_fd)?;
+                dir_base(st, new_fd)?;
+                // As Wasmtime: links are made to the name itself, never through a symlink.
+                if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
+                    return Err(Fail::Errno(errno::INVAL));
+                }
+                let from = guest_path(mem, st, old_fd, old, old_len)?;
+                let to = guest_path(mem, st, new_fd, new, new_len)?;
+                Ok(st.fs.hard_link(&mut st.broker, &from, &to)?)
+            },
         )
     }
 
     pub(super) fn sock_accept(
         mut caller: Ctx<'_>,
-        _fd: i32,
+        fd: i32,
         _flags: i32,
         _out: i32,
     ) -> wasmtime::Result<i32> {
         dispatch(
             &mut caller,
             "sock_accept",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
+            |_mem: &mut Mem<'_>, st: &mut RunState| not_a_socket(st, fd),
         )
     }
 
     pub(super) fn sock_recv(
         mut caller: Ctx<'_>,
-        _fd: i32,
+        fd: i32,
         _data: i32,
         _len: i32,
         _flags: i32,
@@ -1581,13 +1718,13 @@ mod imports {
         dispatch(
             &mut caller,
             "sock_recv",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
+            |_mem: &mut Mem<'_>, st: &mut RunState| not_a_socket(st, fd),
         )
     }
 
     pub(super) fn sock_send(
         mut caller: Ctx<'_>,
-        _fd: i32,
+        fd: i32,
         _data: i32,
         _len: i32,
         _flags: i32,
@@ -1596,15 +1733,15 @@ mod imports {
         dispatch(
             &mut caller,
             "sock_send",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
+            |_mem: &mut Mem<'_>, st: &mut RunState| not_a_socket(st, fd),
         )
     }
 
-    pub(super) fn sock_shutdown(mut caller: Ctx<'_>, _fd: i32, _how: i32) -> wasmtime::Result<i32> {
+    pub(super) fn sock_shutdown(mut caller: Ctx<'_>, fd: i32, _how: i32) -> wasmtime::Result<i32> {
         dispatch(
             &mut caller,
             "sock_shutdown",
-            |_mem: &mut Mem<'_>, _st: &mut RunState| Err(Fail::Errno(errno::NOTSUP)),
+            |_mem: &mut Mem<'_>, st: &mut RunState| not_a_socket(st, fd),
         )
     }
 
@@ -1620,13 +1757,22 @@ mod imports {
         dispatch(&mut caller, "fd_datasync", |_mem, st| sync(st, fd))
     }
 
+    /// Every fd the sandbox hands out is a file, a directory or stdio: a closed fd is `EBADF`,
+    /// any other `ENOTSOCK`.
+    fn not_a_socket(st: &mut RunState, fd: i32) -> WasiResult {
+        st.wasi.get(fd)?;
+        Err(Fail::Errno(errno::NOTSOCK))
+    }
+
     fn sync(st: &mut RunState, fd: i32) -> WasiResult {
         let RunState {
             broker, fs, wasi, ..
         } = st;
         match wasi.get(fd)? {
             Fd::File(file) => Ok(fs.file_sync(&broker.handle_permit(), file)?),
-            _ => Ok(()),
+            // As Wasmtime: a preopen or stdio has nothing to sync and says `EBADF`.
+            Fd::Dir { preopen: None, .. } => Ok(()),
+            _ => Err(Fail::Errno(errno::BADF)),
         }
     }
 }
@@ -1636,10 +1782,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relative_paths_join_their_directory_and_absolute_ones_stand_alone() {
-        assert_eq!(join("/data", b"a/b.txt"), b"/data/a/b.txt");
-        assert_eq!(join("/data", b"../etc/passwd"), b"/data/../etc/passwd");
-        assert_eq!(join("/data", b"/etc/passwd"), b"/etc/passwd");
+    fn relative_paths_join_their_directory_and_never_leave_it() {
+        let joined = |base, rel| join(base, rel).ok();
+        assert_eq!(joined("/data", b"a/b.txt"), Some(b"/data/a/b.txt".to_vec()));
+        assert_eq!(joined("/data", b"a/../b/"), Some(b"/data/a/../b/".to_vec()));
+        assert!(matches!(
+            join("/data", b"../etc/passwd"),
+            Err(Fail::Errno(errno::PERM))
+        ));
+        assert!(matches!(
+            join("/data", b"a/../../x"),
+            Err(Fail::Errno(errno::PERM))
+        ));
+        assert!(matches!(
+            join("/data", b"/etc/passwd"),
+            Err(Fail::Errno(errno::PERM))
+        ));
     }
 
     #[test]

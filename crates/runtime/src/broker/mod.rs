@@ -106,6 +106,13 @@ pub(crate) enum HostError {
     DeadlinePassed,
     /// Allowed, but the peer could not be reached or the connection failed.
     Unreachable,
+    /// Allowed, but the path names a symlink where the call does not follow one (or a
+    /// symlink loop).
+    Loop,
+    /// Allowed, but the two paths of a hard link lie in different mounts.
+    CrossMount,
+    /// Allowed, but the host does not permit it (a hard link to a directory).
+    NotPermitted,
 }
 
 /// A request the broker let through: the decision (an allow, or a deny that audit mode

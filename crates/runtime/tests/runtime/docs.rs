@@ -562,6 +562,10 @@ fn every_documented_wasi_errno_has_its_exact_value() {
         ("BADF", wasi_errno::BADF),
         ("NOTSUP", wasi_errno::NOTSUP),
         ("IO", wasi_errno::IO),
+        ("LOOP", wasi_errno::LOOP),
+        ("PERM", wasi_errno::PERM),
+        ("XDEV", wasi_errno::XDEV),
+        ("NOTSOCK", wasi_errno::NOTSOCK),
     ]
     .into_iter()
     .collect();

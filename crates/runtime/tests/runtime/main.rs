@@ -5,3 +5,4 @@ mod docs;
 mod embed;
 mod layers;
 mod sinks;
+mod wasi_p1;

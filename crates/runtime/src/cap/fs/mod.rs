@@ -168,6 +168,9 @@ pub(crate) struct Prepared<'a> {
     pub(crate) normalized: Option<Cow<'a, str>>,
     /// The path after following symlinks, when it differs from `normalized`.
     pub(crate) resolved: Option<String>,
+    /// The guest wrote a trailing `/`: for the calls that create, remove or open, the path
+    /// must name a directory.
+    pub(crate) trailing_slash: bool,
 }
 
 impl Prepared<'_> {
@@ -207,6 +210,7 @@ impl Mounts {
         follow_last: bool,
     ) -> Result<Prepared<'a>, HostError> {
         let policy = Arc::clone(broker.policy());
+        let trailing_slash = raw.len() > 1 && raw.last() == Some(&b'/');
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (Cow::Borrowed(s), false),
             Err(_) => (String::from_utf8_lossy(raw), true),
@@ -229,6 +233,7 @@ impl Mounts {
             not_utf8,
             normalized,
             resolved,
+            trailing_slash,
         })
     }
 
@@ -561,8 +566,9 @@ impl Mounts {
                 .locate(&permit, &policy, &prepared)
                 .ok_or(HostError::NotFound)?;
             match dir.symlink_metadata(&rel) {
-                Err(_) => Err(HostError::NotFound),
+                Err(_) => Err(self.missing(&policy, &prepared)),
                 Ok(m) if m.is_dir() => Err(HostError::WrongKind),
+                Ok(_) if prepared.trailing_slash => Err(HostError::NotDir),
                 Ok(_) => {
                     let (parent, last) = walk_nofollow(dir, &rel).map_err(io_error)?;
                     let last = last.ok_or(HostError::WrongKind)?;
@@ -587,7 +593,20 @@ fn mount_relative(policy: &Policy, prepared: &Prepared) -> Option<(usize, PathBu
     Some((index, rel))
 }
 
+/// Linux's `ELOOP` and `EXDEV`, which `std::io::ErrorKind` names only on nightly.
+const ELOOP: i32 = 40;
+const EXDEV: i32 = 18;
+const EINVAL: i32 = 22;
+const EPERM: i32 = 1;
+
 pub(crate) fn io_error(e: std::io::Error) -> HostError {
+    match e.raw_os_error() {
+        Some(ELOOP) => return HostError::Loop,
+        Some(EXDEV) => return HostError::CrossMount,
+        Some(EINVAL) => return HostError::Invalid,
+        Some(EPERM) => return HostError::NotPermitted,
+        _ => {}
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => HostError::NotFound,
         std::io::ErrorKind::IsADirectory => HostError::WrongKind,

@@ -13,6 +13,10 @@ use sandbox_policy::{FsAccess, FsQuery, LinkRequest, Policy, Request};
 use super::{io_error, open_dir_nofollow, open_file_nofollow, walk_nofollow, Mounts, Prepared};
 use crate::broker::{Broker, HostError, Permit};
 
+mod posix;
+
+pub(crate) use posix::TimeSpec;
+
 /// The path a handle was opened by, as decided: what the guest asked and what it resolved to.
 #[derive(Debug, Clone)]
 pub(crate) struct DecidedPath {
@@ -49,7 +53,11 @@ pub(crate) struct GuestFile {
     path: DecidedPath,
     pub readable: bool,
     pub writable: bool,
+    /// Each write without an offset goes to the end (emulated: the host file is never
+    /// opened `O_APPEND`, so the flag can be toggled and combined with truncation).
     pub append: bool,
+    /// Reported by `fd_fdstat_get`; regular files never block, so it changes nothing else.
+    pub nonblock: bool,
 }
 
 impl GuestFile {
@@ -92,6 +100,8 @@ pub(crate) struct OpenSpec {
     pub truncate: bool,
     pub directory: bool,
     pub append: bool,
+    /// Kept on the handle and reported back; regular files never block.
+    pub nonblock: bool,
     /// Follow a symlink in the last component (beneath the mount, as every resolution).
     pub follow: bool,
 }
@@ -192,11 +202,19 @@ impl Mounts {
         let prepared = self.prepare(broker, raw_path, spec.follow)?;
         let meta = self.lstat_of(&policy, &prepared);
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
+        // A trailing slash asks for a directory, as `O_DIRECTORY` does.
+        let spec = OpenSpec {
+            directory: spec.directory || (prepared.trailing_slash && meta.is_some() && !is_dir),
+            ..spec
+        };
         if spec.directory || (is_dir && !spec.write && !spec.truncate && !spec.create) {
             let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
             let result = match &meta {
                 None => Err(HostError::NotFound),
-                Some(m) if !m.is_dir() => Err(HostError::WrongKind),
+                Some(m) if m.is_symlink() => Err(HostError::Loop),
+                Some(m) if !m.is_dir() => Err(HostError::NotDir),
+                // A directory cannot be opened for writing (`EISDIR`, as in Wasmtime).
+                Some(_) if spec.write => Err(HostError::WrongKind),
                 Some(_) => self.open_dir_at(&event, &policy, &prepared),
             };
             return match result {
@@ -222,9 +240,17 @@ impl Mounts {
             events.push(broker.check_fs(&prepared.query(FsAccess::Stat, 0))?);
         }
         let result = match &meta {
+            // `open("dir/", O_CREAT)`: a file cannot be made under a directory's name.
+            Some(m) if spec.create && prepared.trailing_slash && m.is_dir() => {
+                Err(HostError::WrongKind)
+            }
             Some(_) if spec.create && spec.exclusive => Err(HostError::Exists),
-            None if !spec.create => Err(HostError::NotFound),
+            None if !spec.create => Err(self.missing(&policy, &prepared)),
+            // `open("new/", O_CREAT)`: a file cannot be made under a directory's name.
+            None if prepared.trailing_slash => Err(HostError::WrongKind),
             Some(m) if m.is_dir() => Err(HostError::WrongKind),
+            // A symlink the guest did not ask to follow is `ELOOP`, as `O_NOFOLLOW` is.
+            Some(m) if m.is_symlink() => Err(HostError::Loop),
             // FIFOs, devices and symlinks (when not following) are never opened.
             Some(m) if !m.is_file() => Err(HostError::WrongKind),
             _ => self.open_file_at(&events[0], &policy, &prepared, spec),
@@ -265,7 +291,7 @@ impl Mounts {
         let (root, rel) = self
             .locate(permit, policy, prepared)
             .ok_or(HostError::NotFound)?;
-        let writes = spec.write || spec.truncate || spec.append;
+        let writes = spec.write || spec.truncate;
         if spec.create && !writes {
             // Like std, cap-std refuses `create` without `write` (C's `O_CREAT|O_RDONLY`):
             // make the file, then open it only as asked.
@@ -282,7 +308,6 @@ impl Mounts {
             // An open with neither right (for `fd_filestat_get`) reads nothing.
             .read(spec.read || !writes)
             .write(writes)
-            .append(spec.append)
             .truncate(spec.truncate)
             .create(spec.create && writes);
         if spec.create && spec.exclusive && writes {
@@ -295,9 +320,11 @@ impl Mounts {
                 request_path: prepared.request_path.to_string(),
                 resolved: prepared.resolved.clone(),
             },
-            readable: spec.read,
+            // Like Wasmtime, an open with neither right may read (each read is decided).
+            readable: spec.read || !writes,
             writable: writes,
             append: spec.append,
+            nonblock: spec.nonblock,
         })
     }
 
@@ -353,14 +380,23 @@ impl Mounts {
     ) -> Result<u64, HostError> {
         let size = file.file.metadata().map_err(io_error)?.len();
         let start = match offset {
+            _ if file.append => size,
             Some(at) => at,
-            None if file.append => size,
             None => file.file.stream_position().map_err(io_error)?,
         };
         let charged = start.saturating_sub(size).saturating_add(data.len() as u64);
         let event = broker.check_fs(&file.path.query(FsAccess::Write, charged))?;
         let result = match offset {
+            // As Wasmtime (and Linux's `O_APPEND`): in append mode a positioned write appends.
+            Some(_) if file.append => file
+                .file
+                .seek(SeekFrom::End(0))
+                .and_then(|_| file.file.write_all(data)),
             Some(at) => file.file.write_all_at(data, at),
+            None if file.append => file
+                .file
+                .seek(SeekFrom::End(0))
+                .and_then(|_| file.file.write_all(data)),
             None => file.file.write_all(data),
         }
         .map(|()| charged)
@@ -485,7 +521,11 @@ impl Mounts {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_path, follow)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
-        let result = self.lstat_of(&policy, &prepared).ok_or(HostError::NotFound);
+        // As Wasmtime: a trailing slash is not checked here, and a file met before the
+        // last component is `ENOTDIR`.
+        let result = self
+            .lstat_of(&policy, &prepared)
+            .ok_or_else(|| self.missing(&policy, &prepared));
         let _ = broker.finish(event, result.as_ref().map(|_| 0).map_err(Clone::clone));
         result.map(|m| Stat::of(&m))
     }
@@ -509,9 +549,17 @@ impl Mounts {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
-        let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
-            parent.remove_dir(name)
-        });
+        let dot = raw_path.ends_with(b"/.") || raw_path.ends_with(b"/./");
+        let result = if prepared.trailing_slash || dot {
+            // Wasmtime (cap-std) refuses `rmdir("d/")` and `rmdir(".")` with `EINVAL`; so
+            // does the sandbox.
+            self.must_be_dir(&policy, &prepared)
+                .and(Err(HostError::Invalid))
+        } else {
+            self.in_parent(&event, &policy, &prepared, |parent, name| {
+                parent.remove_dir(name)
+            })
+        };
         broker.finish(event, result).map(|_| ())
     }
 
@@ -528,6 +576,9 @@ impl Mounts {
         let from_event = broker.check_fs(&from.query(FsAccess::Rename, 0))?;
         let to_event = broker.check_fs(&to.query(FsAccess::Rename, 0))?;
         let result = (|| {
+            if from.trailing_slash || to.trailing_slash {
+                self.must_be_dir(&policy, &from)?;
+            }
             let (from_root, from_rel) = self
                 .locate(&from_event, &policy, &from)
                 .ok_or(HostError::NotFound)?;
@@ -562,6 +613,15 @@ impl Mounts {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_link, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Symlink, 0))?;
+        // A link is not a directory: `symlink(t, "new/")` makes nothing.
+        if prepared.trailing_slash {
+            let refused = match self.lstat_of(&policy, &prepared) {
+                Some(m) if m.is_dir() => HostError::Exists,
+                Some(_) => HostError::NotDir,
+                None => HostError::NotFound,
+            };
+            return broker.finish(event, Err(refused)).map(|_| ());
+        }
         let link = Request::FsLink(LinkRequest {
             link: prepared
                 .normalized
@@ -600,6 +660,14 @@ impl Mounts {
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
         let prepared = self.prepare(broker, raw_path, false)?;
+        if prepared.trailing_slash {
+            // "link/" names what the link points to, never a link: `ENOTDIR` or `EINVAL`.
+            let event = broker.check_fs(&prepared.query(FsAccess::Read, 0))?;
+            let refused = self
+                .must_be_dir(&policy, &prepared)
+                .and(Err(HostError::Invalid));
+            return broker.finish(event, refused).map(|_| Vec::new());
+        }
         let contents = self
             .locate_lookup(&policy, &prepared)
             .and_then(|(dir, rel)| dir.read_link_contents(&rel).ok())
