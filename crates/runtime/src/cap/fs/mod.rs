@@ -49,11 +49,33 @@ pub(crate) fn walk_nofollow(
         })
         .collect();
     let last = parts.pop().map(|p| p.to_owned());
+    if !parts.is_empty() {
+        let parent: PathBuf = parts.iter().collect();
+        if let Some(opened) = open_beneath(root, &parent) {
+            return Ok((opened?, last));
+        }
+    }
     let mut current = root.try_clone()?;
     for part in parts {
         current = current.open_dir_nofollow(part)?;
     }
     Ok((current, last))
+}
+
+/// The folder `rel` beneath `root` in one `openat2` that follows no symlink and never leaves
+/// `root` (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`), instead of one
+/// open per component. `None` when the kernel cannot (no `openat2`, or it refuses it here):
+/// the component walk decides then, and refuses the same links.
+fn open_beneath(root: &Dir, rel: &Path) -> Option<std::io::Result<Dir>> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    match openat2(root, rel, flags, Mode::empty(), resolve) {
+        Ok(fd) => Some(Ok(Dir::from_std_file(std::fs::File::from(fd)))),
+        Err(Errno::NOSYS | Errno::LOOP | Errno::XDEV | Errno::AGAIN | Errno::PERM) => None,
+        Err(e) => Some(Err(e.into())),
+    }
 }
 
 pub(crate) fn open_file_nofollow(
@@ -640,6 +662,32 @@ mod tests {
             open_file_nofollow(&root, Path::new("sub"), &read).is_err(),
             "a directory is not a file"
         );
+    }
+
+    /// The one-syscall walk opens real folders beneath the root and nothing through a link
+    /// (here the kernel has `openat2`; elsewhere the component walk answers the same).
+    #[test]
+    fn the_walk_opens_nested_folders_in_one_step_and_no_folder_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b/c")).unwrap();
+        std::fs::write(tmp.path().join("a/b/c/f.txt"), "f").unwrap();
+        std::os::unix::fs::symlink("a", tmp.path().join("l")).unwrap();
+        std::os::unix::fs::symlink("/", tmp.path().join("a/up")).unwrap();
+        let root = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        if let Some(opened) = open_beneath(&root, Path::new("a/b/c")) {
+            let dir = opened.unwrap();
+            assert!(dir.exists("f.txt"));
+        }
+        for through_link in ["l/b", "a/up/etc"] {
+            match open_beneath(&root, Path::new(through_link)) {
+                None => {}
+                Some(opened) => assert!(opened.is_err(), "{through_link}"),
+            }
+            assert!(walk_nofollow(&root, Path::new(&format!("{through_link}/x"))).is_err());
+        }
+        let (parent, last) = walk_nofollow(&root, Path::new("a/b/c/f.txt")).unwrap();
+        assert_eq!(last.as_deref(), Some(std::ffi::OsStr::new("f.txt")));
+        assert!(parent.exists("f.txt"));
     }
 
     #[test]

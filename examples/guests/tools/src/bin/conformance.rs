@@ -38,6 +38,9 @@ fn errno<T>(result: std::io::Result<T>) -> i32 {
 
 type Check = Result<(), String>;
 
+/// One named group of checks, run against the folder given as the first argument.
+type Group = (&'static str, fn(&str) -> Check);
+
 fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Check {
     if got == want {
         Ok(())
@@ -53,23 +56,44 @@ fn io<T>(what: &str, result: std::io::Result<T>) -> Result<T, String> {
 fn files(root: &str) -> Check {
     let path = format!("{root}/conf.txt");
     io("write", fs::write(&path, "hello"))?;
-    expect("read back", io("read", fs::read_to_string(&path))?.as_str(), "hello")?;
+    expect(
+        "read back",
+        io("read", fs::read_to_string(&path))?.as_str(),
+        "hello",
+    )?;
     let mut file = io("append", OpenOptions::new().append(true).open(&path))?;
     io("append write", file.write_all(b" world"))?;
-    expect("appended", io("read", fs::read_to_string(&path))?.as_str(), "hello world")?;
-    let mut file = io("truncate", OpenOptions::new().write(true).truncate(true).open(&path))?;
+    expect(
+        "appended",
+        io("read", fs::read_to_string(&path))?.as_str(),
+        "hello world",
+    )?;
+    let mut file = io(
+        "truncate",
+        OpenOptions::new().write(true).truncate(true).open(&path),
+    )?;
     io("write", file.write_all(b"0123456789"))?;
     expect("truncated", io("len", fs::metadata(&path))?.len(), 10)
 }
 
 fn seeking(root: &str) -> Check {
-    let mut file = io("open", OpenOptions::new().read(true).write(true).open(format!("{root}/conf.txt")))?;
+    let mut file = io(
+        "open",
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("{root}/conf.txt")),
+    )?;
     expect("seek start", io("seek", file.seek(SeekFrom::Start(6)))?, 6)?;
     let mut four = [0u8; 4];
     io("read", file.read_exact(&mut four))?;
     expect("read after seek", &four, b"6789")?;
     expect("seek end", io("seek", file.seek(SeekFrom::End(-3)))?, 7)?;
-    expect("seek current", io("seek", file.seek(SeekFrom::Current(-7)))?, 0)?;
+    expect(
+        "seek current",
+        io("seek", file.seek(SeekFrom::Current(-7)))?,
+        0,
+    )?;
     expect("before start", errno(file.seek(SeekFrom::Current(-1))), 28)?;
     io("set_len", file.set_len(4))?;
     expect("shrunk", io("meta", file.metadata())?.len(), 4)?;
@@ -92,25 +116,62 @@ fn directories(root: &str) -> Check {
     expect("listing", names, vec!["a.txt".to_owned(), "b".to_owned()])?;
     expect("rmdir not empty", errno(fs::remove_dir(&base)), 55)?;
     expect("mkdir exists", errno(fs::create_dir(&base)), 20)?;
-    io("rename", fs::rename(format!("{base}/a.txt"), format!("{base}/b/c/a.txt")))?;
-    expect("renamed", io("read", fs::read_to_string(format!("{base}/b/c/a.txt")))?.as_str(), "a")?;
-    expect("is dir", io("meta", fs::metadata(format!("{base}/b")))?.is_dir(), true)?;
+    io(
+        "rename",
+        fs::rename(format!("{base}/a.txt"), format!("{base}/b/c/a.txt")),
+    )?;
+    expect(
+        "renamed",
+        io("read", fs::read_to_string(format!("{base}/b/c/a.txt")))?.as_str(),
+        "a",
+    )?;
+    expect(
+        "is dir",
+        io("meta", fs::metadata(format!("{base}/b")))?.is_dir(),
+        true,
+    )?;
     io("remove_dir_all", fs::remove_dir_all(&base))?;
-    expect("gone", fs::metadata(&base).map_err(|e| e.kind()).err(), Some(ErrorKind::NotFound))
+    expect(
+        "gone",
+        fs::metadata(&base).map_err(|e| e.kind()).err(),
+        Some(ErrorKind::NotFound),
+    )
 }
 
 #[allow(deprecated)]
 fn links(root: &str) -> Check {
-    let (file, hard, soft) = (format!("{root}/conf.txt"), format!("{root}/hard.txt"), format!("{root}/soft"));
+    let (file, hard, soft) = (
+        format!("{root}/conf.txt"),
+        format!("{root}/hard.txt"),
+        format!("{root}/soft"),
+    );
     io("hard_link", fs::hard_link(&file, &hard))?;
     io("write through link", fs::write(&hard, "via hard link"))?;
-    expect("same file", io("read", fs::read_to_string(&file))?.as_str(), "via hard link")?;
+    expect(
+        "same file",
+        io("read", fs::read_to_string(&file))?.as_str(),
+        "via hard link",
+    )?;
     expect("link exists", errno(fs::hard_link(&file, &hard)), 20)?;
     io("remove", fs::remove_file(&hard))?;
     io("soft_link", fs::soft_link("conf.txt", &soft))?;
-    expect("read_link", io("read_link", fs::read_link(&soft))?, std::path::PathBuf::from("conf.txt"))?;
-    expect("is symlink", io("lstat", fs::symlink_metadata(&soft))?.file_type().is_symlink(), true)?;
-    expect("followed", io("read", fs::read_to_string(&soft))?.as_str(), "via hard link")?;
+    expect(
+        "read_link",
+        io("read_link", fs::read_link(&soft))?,
+        std::path::PathBuf::from("conf.txt"),
+    )?;
+    expect(
+        "is symlink",
+        io("lstat", fs::symlink_metadata(&soft))?
+            .file_type()
+            .is_symlink(),
+        true,
+    )?;
+    expect(
+        "followed",
+        io("read", fs::read_to_string(&soft))?.as_str(),
+        "via hard link",
+    )?;
     expect("read_link of a file", errno(fs::read_link(&file)), 28)?;
     io("remove link", fs::remove_file(&soft))?;
     expect("target kept", fs::metadata(&file).is_ok(), true)
@@ -124,7 +185,11 @@ fn rights(root: &str) -> Check {
     expect("no write right", r & RIGHT_FD_WRITE, 0)?;
     expect("write refused", errno((&read_only).write(b"x")), 8)?;
     let write_only = io("open", OpenOptions::new().write(true).open(&path))?;
-    expect("write right", rights_of(&write_only) & RIGHT_FD_WRITE, RIGHT_FD_WRITE)?;
+    expect(
+        "write right",
+        rights_of(&write_only) & RIGHT_FD_WRITE,
+        RIGHT_FD_WRITE,
+    )?;
     expect("read refused", errno((&write_only).read(&mut [0u8; 4])), 8)
 }
 
@@ -132,27 +197,54 @@ fn times(root: &str) -> Check {
     let path = format!("{root}/conf.txt");
     let file = io("open", OpenOptions::new().write(true).open(&path))?;
     let when = UNIX_EPOCH + Duration::new(1_000_000_000, 500);
-    io("set_times", file.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when)))?;
+    io(
+        "set_times",
+        file.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when)),
+    )?;
     let meta = io("meta", fs::metadata(&path))?;
     expect("mtime", io("modified", meta.modified())?, when)?;
     expect("atime", io("accessed", meta.accessed())?, when)
 }
 
 fn errors(root: &str) -> Check {
-    expect("missing file", errno(File::open(format!("{root}/missing.txt"))), 44)?;
-    expect("file as dir", errno(fs::read_dir(format!("{root}/conf.txt"))), 54)?;
-    expect("trailing slash", errno(File::open(format!("{root}/conf.txt/"))), 54)?;
+    expect(
+        "missing file",
+        errno(File::open(format!("{root}/missing.txt"))),
+        44,
+    )?;
+    expect(
+        "file as dir",
+        errno(fs::read_dir(format!("{root}/conf.txt"))),
+        54,
+    )?;
+    expect(
+        "trailing slash",
+        errno(File::open(format!("{root}/conf.txt/"))),
+        54,
+    )?;
     expect("unlink dir", errno(fs::remove_file(root)), 31)?;
     io("mkdir", fs::create_dir(format!("{root}/emptydir")))?;
-    expect("unlink dir", errno(fs::remove_file(format!("{root}/emptydir"))), 31)?;
+    expect(
+        "unlink dir",
+        errno(fs::remove_file(format!("{root}/emptydir"))),
+        31,
+    )?;
     io("rmdir", fs::remove_dir(format!("{root}/emptydir")))?;
-    expect("rmdir file", errno(fs::remove_dir(format!("{root}/conf.txt"))), 54)?;
-    expect("create_new exists", errno(File::create_new(format!("{root}/conf.txt"))), 20)
+    expect(
+        "rmdir file",
+        errno(fs::remove_dir(format!("{root}/conf.txt"))),
+        54,
+    )?;
+    expect(
+        "create_new exists",
+        errno(File::create_new(format!("{root}/conf.txt"))),
+        20,
+    )
 }
 
 fn main() {
     let root = std::env::args().nth(1).unwrap_or_else(|| "/out".to_owned());
-    let checks: [(&str, fn(&str) -> Check); 8] = [
+    let checks: [Group; 8] = [
         ("files", files),
         ("seeking", seeking),
         ("directories", directories),
@@ -160,7 +252,9 @@ fn main() {
         ("rights", rights),
         ("times", times),
         ("errors", errors),
-        ("cleanup", |root| io("remove", fs::remove_file(format!("{root}/conf.txt")))),
+        ("cleanup", |root| {
+            io("remove", fs::remove_file(format!("{root}/conf.txt")))
+        }),
     ];
     let mut failed = 0;
     for (name, check) in checks {
