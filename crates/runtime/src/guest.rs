@@ -44,8 +44,7 @@ pub fn guest_range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<us
 /// the fuel left, so the capability the call reaches charges its own work before doing it.
 pub(crate) fn charge(caller: &mut Ctx<'_>, bytes: u64) -> wasmtime::Result<()> {
     settle(caller)?;
-    burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)?;
-    let left = caller.get_fuel()?;
+    let left = burn_fuel(caller, HOSTCALL_BASE_FUEL + bytes / 8 * FUEL_PER_8_BYTES)?;
     caller.data_mut().broker.meter_open(left);
     Ok(())
 }
@@ -56,7 +55,7 @@ pub(crate) fn settle(caller: &mut Ctx<'_>) -> wasmtime::Result<()> {
     if spent == 0 {
         return Ok(());
     }
-    burn_fuel(caller, spent)
+    burn_fuel(caller, spent).map(drop)
 }
 
 /// The fuel for copying `bytes` between guest and host memory.
@@ -65,13 +64,15 @@ pub(crate) fn copy_fuel(bytes: usize) -> u64 {
 }
 
 /// Takes `cost` units of fuel, or ends the run as `fuel_exhausted` when less is left.
-pub(crate) fn burn_fuel(caller: &mut Ctx<'_>, cost: u64) -> wasmtime::Result<()> {
+/// Returns the fuel left after it.
+pub(crate) fn burn_fuel(caller: &mut Ctx<'_>, cost: u64) -> wasmtime::Result<u64> {
     let fuel = caller.get_fuel()?;
     if fuel < cost {
         caller.set_fuel(0)?;
         return Err(wasmtime::Error::new(Trap::OutOfFuel));
     }
-    caller.set_fuel(fuel - cost)
+    caller.set_fuel(fuel - cost)?;
+    Ok(fuel - cost)
 }
 
 /// The path to read and the buffer to fill, both in guest memory. Only when the guest made

@@ -284,8 +284,7 @@ fn dispatch(
     function: &'static str,
     body: impl FnOnce(&mut Mem<'_>, &mut RunState) -> WasiResult,
 ) -> wasmtime::Result<i32> {
-    burn_fuel(caller, crate::guest::HOSTCALL_BASE_FUEL)?;
-    let fuel_left = caller.get_fuel()?;
+    let fuel_left = burn_fuel(caller, crate::guest::HOSTCALL_BASE_FUEL)?;
     let memory = crate::guest::memory(caller);
     let mut empty = [0u8; 0];
     let (bytes, state) = match memory {
@@ -321,7 +320,9 @@ fn dispatch(
             return Err(error);
         }
     };
-    burn_fuel(caller, metered)?;
+    if metered > 0 {
+        burn_fuel(caller, metered)?;
+    }
     Ok(i32::from(code))
 }
 
