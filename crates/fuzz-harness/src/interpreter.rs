@@ -7,7 +7,7 @@
 //! then the record count and the records, then the bytes of the script's own pointers, which
 //! the first records copy into place with `input_read`.
 
-use crate::host_abi::{Buf, Call, Handle, HostAbiScript, Port, Ptr};
+use crate::script::{Buf, Call, Handle, HostAbiScript, Port, Ptr, SCRATCH};
 
 /// What the script's `input_read` calls read first.
 pub const INPUT_TEXT: &[u8] = b"input bytes for input_read";
@@ -158,10 +158,7 @@ impl<F: FnMut(&[u8]) -> (u32, u32)> Lowerer<'_, F> {
 
     fn buf(b: &Buf) -> [(u32, u32); 2] {
         match b {
-            Buf::Scratch(len) => [
-                (LITERAL, crate::host_abi::SCRATCH),
-                (LITERAL, u32::from(*len)),
-            ],
+            Buf::Scratch(len) => [(LITERAL, SCRATCH), (LITERAL, u32::from(*len))],
             Buf::Raw(ptr, len) => [(LITERAL, *ptr), (LITERAL, *len)],
             Buf::NearEnd(back, len) => [(NEAR_END, u32::from(*back)), (LITERAL, *len)],
         }

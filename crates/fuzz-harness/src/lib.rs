@@ -17,13 +17,15 @@ mod interpreter;
 mod oracle;
 mod policy_parse;
 mod report_read;
+mod script;
 pub mod seeds;
 pub mod wasi_diff;
 
 pub use decide::decide;
-pub use host_abi::{host_abi, run_script, snapshot, Buf, Call, Handle, HostAbiScript, Port, Ptr};
+pub use host_abi::{host_abi, run_script, snapshot};
 pub use policy_parse::policy_parse;
 pub use report_read::report_read;
+pub use script::{Buf, Call, Handle, HostAbiScript, Port, Ptr};
 
 /// A small deterministic generator (xorshift64*), so tests can feed thousands of varied inputs
 /// through the targets without a dependency and with the same inputs on every run.

@@ -2,7 +2,7 @@
 //! with the harness: `UPDATE_SEEDS=1 cargo test -p sandbox-fuzz-harness` rewrites them.
 //! The `host_abi` seeds are the adversarial suite's cases (tests/adversarial) as call scripts.
 
-use crate::host_abi::{
+use crate::script::{
     Buf, Call, Handle, HostAbiScript, Port, Ptr, AUDIT, NO_MEMORY_EXPORT, TRAP_ON_DENY,
 };
 
