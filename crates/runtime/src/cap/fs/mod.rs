@@ -228,10 +228,10 @@ impl Mounts {
     pub(crate) fn prepare<'a>(
         &self,
         broker: &mut Broker,
+        policy: &Policy,
         raw: &'a [u8],
         follow_last: bool,
     ) -> Result<Prepared<'a>, HostError> {
-        let policy = Arc::clone(broker.policy());
         let trailing_slash = raw.len() > 1 && raw.last() == Some(&b'/');
         let (request_path, not_utf8) = match std::str::from_utf8(raw) {
             Ok(s) => (Cow::Borrowed(s), false),
@@ -375,7 +375,7 @@ impl Mounts {
         buf: &mut [u8],
     ) -> Result<u64, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, true)?;
+        let prepared = self.prepare(broker, &policy, raw_path, true)?;
         let meta = self.metadata_of(&policy, &prepared);
         let available = match &meta {
             Some(m) if m.is_file() => m.len().saturating_sub(offset).min(buf.len() as u64),
@@ -441,7 +441,7 @@ impl Mounts {
         append: bool,
     ) -> Result<u64, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, true)?;
+        let prepared = self.prepare(broker, &policy, raw_path, true)?;
         let meta = self.metadata_of(&policy, &prepared);
         let create = match meta {
             None => Some(broker.check_fs(&prepared.query(FsAccess::Create, 0))?),
@@ -486,7 +486,7 @@ impl Mounts {
         raw_path: &[u8],
     ) -> Result<FileStat, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, true)?;
+        let prepared = self.prepare(broker, &policy, raw_path, true)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         let meta = self
             .locate(&permit, &policy, &prepared)
@@ -515,7 +515,7 @@ impl Mounts {
         format: ListFormat,
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, true)?;
+        let prepared = self.prepare(broker, &policy, raw_path, true)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let mut left_out = Vec::new();
         let result = (|| {
@@ -581,7 +581,7 @@ impl Mounts {
     /// Deletes a file (a symlink itself, never its target).
     pub(crate) fn fs_delete(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, false)?;
+        let prepared = self.prepare(broker, &policy, raw_path, false)?;
         let permit = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
         let result = (|| {
             let (dir, rel) = self

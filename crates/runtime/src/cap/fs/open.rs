@@ -199,7 +199,7 @@ impl Mounts {
         spec: OpenSpec,
     ) -> Result<Opened, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, spec.follow)?;
+        let prepared = self.prepare(broker, &policy, raw_path, spec.follow)?;
         let meta = self.lstat_of(&policy, &prepared);
         let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
         // A trailing slash asks for a directory, as `O_DIRECTORY` does.
@@ -466,7 +466,8 @@ impl Mounts {
         broker: &mut Broker,
         dir: &GuestDir,
     ) -> Result<Vec<DirEntry>, HostError> {
-        let prepared = self.prepare(broker, dir.guest.as_bytes(), true)?;
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(broker, &policy, dir.guest.as_bytes(), true)?;
         let event = broker.check_fs(&prepared.query(FsAccess::List, 0))?;
         let result = (|| {
             let handle = self.dir_of(&event, dir);
@@ -519,7 +520,7 @@ impl Mounts {
         follow: bool,
     ) -> Result<Stat, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, follow)?;
+        let prepared = self.prepare(broker, &policy, raw_path, follow)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Stat, 0))?;
         // As Wasmtime: a trailing slash is not checked here, and a file met before the
         // last component is `ENOTDIR`.
@@ -533,7 +534,7 @@ impl Mounts {
     /// Creates a directory, decided as `create`.
     pub(crate) fn make_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, false)?;
+        let prepared = self.prepare(broker, &policy, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Create, 0))?;
         let result = self.in_parent(&event, &policy, &prepared, |parent, name| {
             parent.create_dir(name)
@@ -547,7 +548,7 @@ impl Mounts {
     /// Removes an empty directory, decided as `delete`.
     pub(crate) fn remove_dir(&self, broker: &mut Broker, raw_path: &[u8]) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, false)?;
+        let prepared = self.prepare(broker, &policy, raw_path, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Delete, 0))?;
         let dot = raw_path.ends_with(b"/.") || raw_path.ends_with(b"/./");
         let result = if prepared.trailing_slash || dot {
@@ -571,8 +572,8 @@ impl Mounts {
         raw_to: &[u8],
     ) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let from = self.prepare(broker, raw_from, false)?;
-        let to = self.prepare(broker, raw_to, false)?;
+        let from = self.prepare(broker, &policy, raw_from, false)?;
+        let to = self.prepare(broker, &policy, raw_to, false)?;
         let from_event = broker.check_fs(&from.query(FsAccess::Rename, 0))?;
         let to_event = broker.check_fs(&to.query(FsAccess::Rename, 0))?;
         let result = (|| {
@@ -611,7 +612,7 @@ impl Mounts {
         raw_link: &[u8],
     ) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_link, false)?;
+        let prepared = self.prepare(broker, &policy, raw_link, false)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Symlink, 0))?;
         // A link is not a directory: `symlink(t, "new/")` makes nothing.
         if prepared.trailing_slash {
@@ -659,7 +660,7 @@ impl Mounts {
         raw_path: &[u8],
     ) -> Result<Vec<u8>, HostError> {
         let policy = Arc::clone(broker.policy());
-        let prepared = self.prepare(broker, raw_path, false)?;
+        let prepared = self.prepare(broker, &policy, raw_path, false)?;
         if prepared.trailing_slash {
             // "link/" names what the link points to, never a link: `ENOTDIR` or `EINVAL`.
             let event = broker.check_fs(&prepared.query(FsAccess::Read, 0))?;

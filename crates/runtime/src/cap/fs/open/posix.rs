@@ -105,7 +105,8 @@ impl Mounts {
         atime: TimeSpec,
         mtime: TimeSpec,
     ) -> Result<(), HostError> {
-        let prepared = self.prepare(broker, dir.guest.as_bytes(), true)?;
+        let policy = Arc::clone(broker.policy());
+        let prepared = self.prepare(broker, &policy, dir.guest.as_bytes(), true)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Write, 0))?;
         let handle = match &dir.dir {
             DirHandle::Mount(index) => self.root(&event, *index),
@@ -130,7 +131,7 @@ impl Mounts {
         let policy = Arc::clone(broker.policy());
         // "link/" names what the link points to, which must be a directory.
         let trailing = raw_path.len() > 1 && raw_path.ends_with(b"/");
-        let prepared = self.prepare(broker, raw_path, follow || trailing)?;
+        let prepared = self.prepare(broker, &policy, raw_path, follow || trailing)?;
         let event = broker.check_fs(&prepared.query(FsAccess::Write, 0))?;
         let result = (|| {
             if trailing {
@@ -162,8 +163,8 @@ impl Mounts {
         raw_new: &[u8],
     ) -> Result<(), HostError> {
         let policy = Arc::clone(broker.policy());
-        let old = self.prepare(broker, raw_old, false)?;
-        let new = self.prepare(broker, raw_new, false)?;
+        let old = self.prepare(broker, &policy, raw_old, false)?;
+        let new = self.prepare(broker, &policy, raw_new, false)?;
         let events = [
             broker.check_fs(&old.query(FsAccess::Read, 0))?,
             broker.check_fs(&old.query(FsAccess::Write, 0))?,
