@@ -245,7 +245,7 @@ impl Mounts {
         // Only a path beneath a mount has links to follow.
         let resolved = match normalized.as_deref() {
             Some(n) if policy.mount_for(n).is_some() => {
-                Some(self.resolve(broker, &policy, n, follow_last)?)
+                Some(self.resolve(broker, policy, n, follow_last)?)
             }
             _ => None,
         }
